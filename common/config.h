@@ -1,0 +1,63 @@
+/* common/config.h — the one INI file every program reads (SPEC §3), strictly validated.
+ * Unknown sections/keys and bad values are errors naming the file, line and key. */
+#ifndef STF_CONFIG_H
+#define STF_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum reproxy_mode { REPROXY_OFF = 0, REPROXY_X_ACCEL_REDIRECT, REPROXY_X_REPROXY_URL };
+
+struct cfg {
+    struct {
+        char *url; /* [database] url; default "postgresql://stf@127.0.0.1:5432/stf" */
+    } database;
+    struct {
+        char *url; /* [redis] url; default "redis://127.0.0.1:6379/0"; also unix:///path */
+    } redis;
+    struct {
+        char *listen;             /* default "127.0.0.1:8080" */
+        unsigned threads;         /* default 4, 1..256 */
+        uint64_t max_object_size; /* bytes; default 5G */
+        enum reproxy_mode reproxy;
+    } dispatcher;
+    struct {
+        char *listen; /* default "127.0.0.1:9001" */
+        char *root;   /* default "/var/lib/stf/disk1" */
+        bool fsync;   /* default on */
+    } storaged;
+    struct {
+        unsigned workers;            /* default 4, 1..256 */
+        uint64_t health_interval_ms; /* default 5s */
+        unsigned down_after;         /* default 3; 0 = never */
+        uint64_t max_bytes_per_sec;  /* default 64M; 0 = unlimited */
+        char *rebalance_window;      /* "HH:MM-HH:MM", default "01:00-05:00" */
+    } repaird;
+};
+
+/* Fills cfg with the defaults above. Release with cfg_release(). */
+void cfg_init(struct cfg *cfg);
+void cfg_release(struct cfg *cfg);
+
+/* Resolves the path: explicit (from -c/--config) if non-NULL, else $STF_CONFIG, else
+ * /etc/stf/stf.conf. An explicit or $STF_CONFIG path that cannot be read is an error; a
+ * missing /etc/stf/stf.conf leaves the defaults. Then parses it over cfg.
+ * On error returns -errno/-EINVAL and writes one line into err, e.g.
+ * "stf.conf:12: unknown key 'listn' in [dispatcher]" or
+ * "stf.conf:7: bad value for dispatcher.max_object_size: '5X' (a size such as 512K, 64M, 5G)". */
+int cfg_load(struct cfg *cfg, const char *explicit_path, char *err, size_t errlen);
+
+/* Sets one "section.key" to a textual value with the same validation as the file; used for
+ * command-line overrides (--listen, --root, ...). Same error convention, without a line. */
+int cfg_set(struct cfg *cfg, const char *section_key, const char *value, char *err, size_t errlen);
+
+/* Value parsers shared with the CLIs. Return 0 or -EINVAL / -ERANGE. */
+int parse_size(const char *s, uint64_t *ret);           /* "123", "512K", "64M", "5G", "1T" (1024-based) */
+int parse_duration_ms(const char *s, uint64_t *ret);    /* "250ms", "5s", "2m", "1h"; bare number = s */
+int parse_bool(const char *s, bool *ret);               /* on/off, true/false, yes/no, 1/0 */
+int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret);
+/* "HH:MM-HH:MM" into minutes after midnight (start may be > end: the window wraps midnight). */
+int parse_window(const char *s, unsigned *ret_start_min, unsigned *ret_end_min);
+
+#endif
