@@ -7,6 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Read when neither -c/--config nor $STF_CONFIG names a file; a missing one means defaults. */
+#define CFG_DEFAULT_PATH "/etc/stf/stf.conf"
+/* Longest line (without its newline) and longest value cfg_set accepts, in bytes. */
+#define CFG_LINE_MAX 4096
+
 enum reproxy_mode { REPROXY_OFF = 0, REPROXY_X_ACCEL_REDIRECT, REPROXY_X_REPROXY_URL };
 
 struct cfg {
@@ -36,7 +41,9 @@ struct cfg {
     } repaird;
 };
 
-/* Fills cfg with the defaults above. Release with cfg_release(). */
+/* Fills cfg with the defaults above. Release with cfg_release(). Never fails: default strings
+ * are not allocated, so calling cfg_init again on a cfg that holds only defaults is harmless.
+ * The strings belong to cfg: read them, never free or modify them. */
 void cfg_init(struct cfg *cfg);
 void cfg_release(struct cfg *cfg);
 
@@ -48,6 +55,15 @@ void cfg_release(struct cfg *cfg);
  * "stf.conf:7: bad value for dispatcher.max_object_size: '5X' (a size such as 512K, 64M, 5G)". */
 int cfg_load(struct cfg *cfg, const char *explicit_path, char *err, size_t errlen);
 
+/* The path cfg_load reads: explicit_path if non-NULL, else $STF_CONFIG if set and non-empty,
+ * else CFG_DEFAULT_PATH. *ret_missing_ok is true only for the default path. The result is
+ * explicit_path, getenv()'s string or the literal: not owned by the caller. */
+const char *cfg_resolve_path(const char *explicit_path, bool *ret_missing_ok);
+
+/* Parses one file over cfg, all or nothing: on any error cfg is unchanged. With missing_ok a
+ * file that does not exist returns 0 and leaves cfg as it was. Errors as cfg_load. */
+int cfg_load_file(struct cfg *cfg, const char *path, bool missing_ok, char *err, size_t errlen);
+
 /* Sets one "section.key" to a textual value with the same validation as the file; used for
  * command-line overrides (--listen, --root, ...). Same error convention, without a line. */
 int cfg_set(struct cfg *cfg, const char *section_key, const char *value, char *err, size_t errlen);
@@ -57,7 +73,9 @@ int parse_size(const char *s, uint64_t *ret);           /* "123", "512K", "64M",
 int parse_duration_ms(const char *s, uint64_t *ret);    /* "250ms", "5s", "2m", "1h"; bare number = s */
 int parse_bool(const char *s, bool *ret);               /* on/off, true/false, yes/no, 1/0 */
 int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret);
-/* "HH:MM-HH:MM" into minutes after midnight (start may be > end: the window wraps midnight). */
+/* "HH:MM-HH:MM" into minutes after midnight (start may be > end: the window wraps midnight).
+ * The end may be 24:00 (1440), so "00:00-24:00" is always; start == end is -EINVAL.
+ * A time t (minutes) is inside when start <= t < end, or, wrapping, t >= start || t < end. */
 int parse_window(const char *s, unsigned *ret_start_min, unsigned *ret_end_min);
 
 #endif

@@ -22,7 +22,9 @@ struct daemon_args {
  * wins over the file), and calls log_init(program, level). On --help/--version prints to
  * stdout and exits 0; on a usage error prints one line and the usage to stderr, exits 2; on a
  * bad config prints one line ("program: stf.conf:12: ...") to stderr and exits 1.
- * program must be a string literal ("storaged", "dispatcher", "repaird"). */
+ * program must be a string literal ("storaged", "dispatcher", "repaird").
+ * It calls cfg_init(cfg) itself (a cfg already holding only defaults is fine); release with
+ * cfg_release(). A flag value the config would refuse (--listen nonsense) is a usage error. */
 void daemon_parse_args(int argc, char **argv, const char *program, unsigned flags,
                        struct cfg *cfg, struct daemon_args *ret);
 

@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct db;
 
@@ -23,14 +24,34 @@ PGresult *db_exec(struct db *db, const char *sql, int nparams, const char *const
 /* Like db_exec for statements whose result is not needed. Returns 0 or -EIO. */
 int db_run(struct db *db, const char *sql, int nparams, const char *const *params);
 
-/* Transactions: BEGIN / COMMIT / ROLLBACK. Inside one, no silent reconnect happens. */
+/* Runs a script of several statements without parameters (PQexec), e.g. a migration.
+ * Same reconnect rule as db_exec. Returns 0 or -EIO. */
+int db_run_script(struct db *db, const char *sql);
+
+/* Runs sql and reads the first column of the first row as an integer. Returns 0 and sets
+ * *ret (may be NULL), -ENOENT for no row, -ENODATA for NULL, -EINVAL for a non-integer,
+ * -EIO for a failed statement. */
+int db_query_int64(struct db *db, const char *sql, int nparams, const char *const *params,
+                   int64_t *ret);
+
+/* Transactions: BEGIN / COMMIT / ROLLBACK. Inside one, no silent reconnect happens: a lost
+ * connection fails every statement until db_rollback(); the next statement after it reconnects.
+ * db_commit() returns -EIO (and clears the transaction) when COMMIT failed or the server rolled
+ * the transaction back because a statement in it had failed. */
 int db_begin(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
+/* db_begin with another opening statement, e.g.
+ * "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY". Returns 0, -EBUSY (already open), -EIO. */
+int db_begin_with(struct db *db, const char *begin_sql);
+/* True between a successful db_begin() and db_commit()/db_rollback(). */
+bool db_in_transaction(struct db *db);
 
 /* The last error message (one line, no trailing newline), and its SQLSTATE or "". */
 const char *db_error(struct db *db);
 const char *db_sqlstate(struct db *db);
+/* The constraint the last error names (e.g. "storages_uri_key"), or "". */
+const char *db_constraint(struct db *db);
 /* True if the last error was a unique violation (23505). */
 bool db_is_unique_violation(struct db *db);
 

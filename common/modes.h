@@ -20,15 +20,26 @@ const char *cluster_mode_name(enum cluster_mode m);
 int storage_mode_parse(const char *s, enum storage_mode *ret);
 int cluster_mode_parse(const char *s, enum cluster_mode *ret);
 
-/* Decides a storage transition. cluster_has_objects and force matter for the `*` cells.
- * Returns 0 if allowed; otherwise -EPERM and writes one line saying why into reason
- * (e.g. "storage3 is down: run `clusterctl repair storage3` to bring it back"). */
+/* A cluster is rw only with at least this many rw storages (SPEC §4). */
+#define MODES_MIN_RW 3
+
+/* Decides a storage transition. cluster_has_objects and force matter for the `*` cells; the
+ * actor only for repair -> rw (repaird only). from == to is allowed (a no-op for the caller).
+ * Returns 0 (reason set to "") if allowed; otherwise -EPERM and writes one line naming the
+ * storage and the rule into reason, e.g. "storage3 is down and may lack objects written while
+ * it was away; bring it back with `clusterctl repair storage3`". */
 int modes_check_transition(const char *storage_name, enum storage_mode from, enum storage_mode to,
                            enum mode_actor actor, bool cluster_has_objects, bool force,
                            char *reason, size_t reason_len);
+/* Whether an allowed change carries a risk that --force accepted: a `*` cell while the cluster
+ * holds objects. If so returns true and writes one line saying what it risks into warning
+ * (e.g. "storage3 may lack objects written before it joined ..."); else writes "". */
+bool modes_force_risk(const char *storage_name, enum storage_mode from, enum storage_mode to,
+                      bool cluster_has_objects, char *warning, size_t warning_len);
 
 /* The effective mode of a cluster (SPEC §4): forced is the operator's forced mode
- * (CMODE_RW when not forced); members are the modes of its n storages. */
+ * (CMODE_RW when not forced); members are the modes of its n storages. A forced mode only
+ * lowers the derived one (forced down is down even with readable members). */
 enum cluster_mode modes_cluster_effective(enum cluster_mode forced, const enum storage_mode *members,
                                           size_t n);
 
