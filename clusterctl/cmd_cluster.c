@@ -22,8 +22,10 @@ static int cmd_cluster_add(struct ctl *ctl, int argc, char **argv)
     if (r != 0)
         return r == CTL_HELP_SHOWN ? CTL_OK : r;
     if (!ctl_name_valid(name))
-        return ctl_usage_err(ctl, "bad cluster name '%s': 1-63 of A-Z a-z 0-9 . _ -, starting "
-                                  "with a letter or digit", name);
+        return ctl_usage_err(ctl,
+                             "bad cluster name '%s': 1-63 of A-Z a-z 0-9 . _ -, starting "
+                             "with a letter or digit",
+                             name);
     if (mode_reason_invalid(reason))
         return ctl_usage_err(ctl, "bad --reason: %s", mode_reason_invalid(reason));
     db = ctl_db(ctl);
@@ -42,9 +44,10 @@ static int cmd_cluster_add(struct ctl *ctl, int argc, char **argv)
     }
     snprintf(ids, sizeof(ids), "%lld", (long long) id);
     /* History speaks of the operator's level: rw = not forced lower. */
-    if (db_run(db, "INSERT INTO mode_history (target_kind, target_id, target_name, from_mode,"
-                   " to_mode, reason, actor, program)"
-                   " VALUES ('cluster', $1, $2, NULL, 'rw', $3, $4, 'clusterctl')",
+    if (db_run(db,
+               "INSERT INTO mode_history (target_kind, target_id, target_name, from_mode,"
+               " to_mode, reason, actor, program)"
+               " VALUES ('cluster', $1, $2, NULL, 'rw', $3, $4, 'clusterctl')",
                4, (const char *[]){ids, name, reason, ctl_actor()}) < 0)
         goto fail;
     if (db_commit(db) < 0)

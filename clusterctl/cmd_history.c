@@ -84,14 +84,17 @@ static int history_print_table(PGresult *res)
 
     for (int i = 0; r == 0 && i < PQntuples(res); i++) {
         char reason[512], actor[128];
+        const char *why = h_val(res, i, H_REASON);
 
+        if (why && !*why)
+            why = NULL; /* shown as "-" */
         r = out_table_add(t, (const char *[]){
                                  h_val(res, i, H_TIME), h_val(res, i, H_KIND),
                                  h_val(res, i, H_NAME), h_val(res, i, H_FROM),
                                  h_val(res, i, H_TO),
                                  h_cell(h_val(res, i, H_ACTOR), actor, sizeof(actor)),
                                  h_val(res, i, H_PROGRAM),
-                                 h_cell(h_val(res, i, H_REASON), reason, sizeof(reason))});
+                                 h_cell(why, reason, sizeof(reason))});
     }
     if (r == 0)
         r = out_table_print(t, stdout);

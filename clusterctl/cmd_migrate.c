@@ -10,11 +10,10 @@
 /* pg_advisory_xact_lock key shared by every clusterctl migrate ("STFMIGR" in ASCII). */
 #define MIGRATE_LOCK_KEY "23491051873978706"
 
-static const char create_table_sql[] =
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    " version    integer PRIMARY KEY,"
-    " name       text NOT NULL,"
-    " applied_at timestamptz NOT NULL DEFAULT now())";
+static const char create_table_sql[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                       " version    integer PRIMARY KEY,"
+                                       " name       text NOT NULL,"
+                                       " applied_at timestamptz NOT NULL DEFAULT now())";
 
 /* Runs sql inside a transaction that holds the migration lock. */
 static int migrate_locked_begin(struct db *db)
@@ -67,13 +66,14 @@ static void migrate_check_newer(struct db *db)
 
     snprintf(latest, sizeof(latest), "%d",
              migrations_count ? migrations[migrations_count - 1].version : 0);
-    res = db_exec(db, "SELECT name FROM schema_migrations WHERE version > $1 ORDER BY version",
-                  1, params);
+    res = db_exec(db, "SELECT name FROM schema_migrations WHERE version > $1 ORDER BY version", 1,
+                  params);
     if (!res)
         return;
     for (int i = 0; i < PQntuples(res); i++)
-        fprintf(stderr, "clusterctl: warning: the database has migration %s, which this "
-                        "clusterctl does not know (it is older than the schema)\n",
+        fprintf(stderr,
+                "clusterctl: warning: the database has migration %s, which this "
+                "clusterctl does not know (it is older than the schema)\n",
                 PQgetvalue(res, i, 0));
     PQclear(res);
 }

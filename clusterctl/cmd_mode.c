@@ -99,6 +99,7 @@ static int cmd_mark_cluster(struct ctl *ctl, int argc, char **argv)
     struct mode_change_result res;
     struct mode_who who;
     enum cluster_mode forced;
+    char effect[64];
     struct db *db;
     int r;
 
@@ -117,15 +118,19 @@ static int cmd_mark_cluster(struct ctl *ctl, int argc, char **argv)
     who = (struct mode_who){ctl_actor(), "clusterctl"};
     mode_change_cluster(db, ctl_kv(ctl), name, forced, reason, &who, &res);
     if (res.outcome == MODE_CHANGED) {
-        if (forced == CMODE_RW)
-            printf("cluster %s: no longer forced (was %s); effective mode %s -> %s\n",
-                   res.cluster_name, cluster_mode_name(res.forced_from),
-                   cluster_mode_name(res.effective_before),
-                   cluster_mode_name(res.effective_after));
+        if (res.effective_before != res.effective_after)
+            snprintf(effect, sizeof(effect), "effective mode %s -> %s",
+                     cluster_mode_name(res.effective_before),
+                     cluster_mode_name(res.effective_after));
         else
-            printf("cluster %s: forced %s; effective mode %s -> %s\n", res.cluster_name,
-                   cluster_mode_name(forced), cluster_mode_name(res.effective_before),
-                   cluster_mode_name(res.effective_after));
+            snprintf(effect, sizeof(effect), "effective mode stays %s",
+                     cluster_mode_name(res.effective_after));
+        if (forced == CMODE_RW)
+            printf("cluster %s: no longer forced (was %s); %s\n", res.cluster_name,
+                   cluster_mode_name(res.forced_from), effect);
+        else
+            printf("cluster %s: forced %s; %s\n", res.cluster_name, cluster_mode_name(forced),
+                   effect);
     }
     return cmd_mode_report(&res);
 }

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STATS_TIMEOUT_MS 2000u         /* per storaged */
+#define STATS_TIMEOUT_MS 2000u /* per storaged */
 #define STATS_CONNECT_TIMEOUT_MS 1000u
 #define STATS_OVERALL_TIMEOUT_MS 3000u /* for all of them together */
 #define STATS_BODY_MAX 65536
@@ -25,7 +25,7 @@ struct st_storage {
     struct buf body;
     bool reachable;
     uint64_t used, free, files;
-    char problem[48];              /* why not reachable, for the human table */
+    char problem[48]; /* why not reachable, for the human table */
 };
 
 struct st_cluster {
@@ -33,7 +33,7 @@ struct st_cluster {
     int64_t id;
     uint64_t objects, bytes;
     size_t nstorages;
-    enum cluster_mode mode;    /* effective */
+    enum cluster_mode mode; /* effective */
 };
 
 struct status {
@@ -254,8 +254,7 @@ static int status_print_json(const struct status *st)
 
 static int status_print_clusters(const struct status *st)
 {
-    static const char *const head[] = {"CLUSTER", "MODE", "FORCED", "STORAGES", "OBJECTS",
-                                       "BYTES"};
+    static const char *const head[] = {"CLUSTER", "MODE", "FORCED", "STORAGES", "OBJECTS", "BYTES"};
     static const enum out_align align[] = {OUT_LEFT,  OUT_LEFT,  OUT_LEFT,
                                            OUT_RIGHT, OUT_RIGHT, OUT_RIGHT};
     struct out_table *t = out_table_new(6, head, align);
@@ -268,8 +267,8 @@ static int status_print_clusters(const struct status *st)
         snprintf(n, sizeof(n), "%zu", c->nstorages);
         snprintf(objects, sizeof(objects), "%" PRIu64, c->objects);
         out_bytes(c->bytes, bytes, sizeof(bytes));
-        r = out_table_add(t, (const char *[]){c->name, cluster_mode_name(c->mode), c->forced, n,
-                                              objects, bytes});
+        r = out_table_add(
+            t, (const char *[]){c->name, cluster_mode_name(c->mode), c->forced, n, objects, bytes});
     }
     if (r == 0)
         r = out_table_print(t, stdout);
@@ -279,8 +278,8 @@ static int status_print_clusters(const struct status *st)
 
 static int status_print_storages(const struct status *st)
 {
-    static const char *const head[] = {"STORAGE", "CLUSTER", "MODE",  "URI",
-                                       "REACHABLE", "USED", "FREE", "FILES"};
+    static const char *const head[] = {"STORAGE",   "CLUSTER", "MODE", "URI",
+                                       "REACHABLE", "USED",    "FREE", "FILES"};
     static const enum out_align align[] = {OUT_LEFT, OUT_LEFT,  OUT_LEFT,  OUT_LEFT,
                                            OUT_LEFT, OUT_RIGHT, OUT_RIGHT, OUT_RIGHT};
     struct out_table *t = out_table_new(8, head, align);
@@ -299,10 +298,10 @@ static int status_print_storages(const struct status *st)
         } else {
             snprintf(reach, sizeof(reach), "no (%s)", s->problem);
         }
-        r = out_table_add(t, (const char *[]){s->name, cluster, s->mode, s->uri, reach,
-                                              s->reachable ? used : NULL,
-                                              s->reachable ? free_ : NULL,
-                                              s->reachable ? files : NULL});
+        r = out_table_add(t,
+                          (const char *[]){s->name, cluster, s->mode, s->uri, reach,
+                                           s->reachable ? used : NULL, s->reachable ? free_ : NULL,
+                                           s->reachable ? files : NULL});
     }
     if (r == 0)
         r = out_table_print(t, stdout);

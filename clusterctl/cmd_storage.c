@@ -34,8 +34,8 @@ static bool storage_uri_valid(const char *uri)
         if (!colon || colon == p || *p == '.' || *p == '-')
             return false;
         for (const char *q = p; q < colon; q++) {
-            bool alnum = (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
-                         (*q >= '0' && *q <= '9');
+            bool alnum =
+                (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9');
 
             if (!alnum && *q != '.' && *q != '-')
                 return false;
@@ -72,23 +72,23 @@ static int storage_check_empty(struct db *db, const char *cluster_id, const char
         return 0;
     if (r == 0)
         ctl_err("cluster %s already holds objects: a new rw storage would lack them; add %s "
-                "with --mode spare, then run `clusterctl repair %s`", cluster, name, name);
+                "with --mode spare, then run `clusterctl repair %s`",
+                cluster, name, name);
     else
         ctl_err("cannot add storage %s: %s", name, db_error(db));
     return CTL_FAILED;
 }
 
 /* Inserts the row and its history row; *ret_id receives the storage id. */
-static int storage_insert(struct db *db, const char *name, const char *cluster,
-                          const char *uri, const char *mode, int64_t *ret_id)
+static int storage_insert(struct db *db, const char *name, const char *cluster, const char *uri,
+                          const char *mode, int64_t *ret_id)
 {
     char cluster_id[24], ids[24];
     int64_t id;
     int r;
 
     /* The cluster row lock orders this against concurrent mode changes of the cluster. */
-    r = db_query_int64(db, "SELECT id FROM clusters WHERE name = $1 FOR UPDATE", 1, &cluster,
-                       &id);
+    r = db_query_int64(db, "SELECT id FROM clusters WHERE name = $1 FOR UPDATE", 1, &cluster, &id);
     if (r == -ENOENT) {
         ctl_err("cluster %s does not exist (add it with `clusterctl cluster add %s`)", cluster,
                 cluster);
@@ -99,8 +99,9 @@ static int storage_insert(struct db *db, const char *name, const char *cluster,
     snprintf(cluster_id, sizeof(cluster_id), "%lld", (long long) id);
     if (strcmp(mode, "rw") == 0 && storage_check_empty(db, cluster_id, cluster, name) != 0)
         return CTL_FAILED;
-    r = db_query_int64(db, "INSERT INTO storages (name, cluster_id, uri, mode)"
-                           " VALUES ($1, $2, $3, $4) RETURNING id",
+    r = db_query_int64(db,
+                       "INSERT INTO storages (name, cluster_id, uri, mode)"
+                       " VALUES ($1, $2, $3, $4) RETURNING id",
                        4, (const char *[]){name, cluster_id, uri, mode}, &id);
     if (r < 0 && db_is_unique_violation(db)) {
         char owner[100];
@@ -118,9 +119,10 @@ static int storage_insert(struct db *db, const char *name, const char *cluster,
         goto fail;
     *ret_id = id;
     snprintf(ids, sizeof(ids), "%lld", (long long) id);
-    if (db_run(db, "INSERT INTO mode_history (target_kind, target_id, target_name, from_mode,"
-                   " to_mode, reason, actor, program)"
-                   " VALUES ('storage', $1, $2, NULL, $3, 'added', $4, 'clusterctl')",
+    if (db_run(db,
+               "INSERT INTO mode_history (target_kind, target_id, target_name, from_mode,"
+               " to_mode, reason, actor, program)"
+               " VALUES ('storage', $1, $2, NULL, $3, 'added', $4, 'clusterctl')",
                4, (const char *[]){ids, name, mode, ctl_actor()}) < 0)
         goto fail;
     return CTL_OK;
@@ -147,8 +149,10 @@ static int cmd_storage_add(struct ctl *ctl, int argc, char **argv)
     if (r != 0)
         return r == CTL_HELP_SHOWN ? CTL_OK : r;
     if (!ctl_name_valid(name))
-        return ctl_usage_err(ctl, "bad storage name '%s': 1-63 of A-Z a-z 0-9 . _ -, starting "
-                                  "with a letter or digit", name);
+        return ctl_usage_err(ctl,
+                             "bad storage name '%s': 1-63 of A-Z a-z 0-9 . _ -, starting "
+                             "with a letter or digit",
+                             name);
     if (!cluster)
         return ctl_usage_err(ctl, "missing --cluster");
     if (!uri)

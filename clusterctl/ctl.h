@@ -16,7 +16,7 @@ enum { CTL_OK = 0, CTL_FAILED = 1, CTL_USAGE = 2 };
 
 /* One entry of the command table in main.c. */
 struct ctl_cmd {
-    const char *name;     /* "migrate", "cluster add", ... (one or two words) */
+    const char *name; /* "migrate", "cluster add", ... (one or two words) */
     int (*fn)(struct ctl *ctl, int argc, char **argv);
     const char *synopsis; /* arguments after the name, e.g. "NAME --cluster C --uri URL" */
     const char *summary;  /* one line for `clusterctl --help` */
@@ -30,15 +30,16 @@ struct ctl {
     const char *redis_url;     /* $STF_REDIS_URL, else NULL ([redis] url) */
     struct cfg *cfg;           /* loaded by ctl_config() on first need */
     bool cfg_loaded;
-    struct db *db;             /* see ctl_db() */
-    struct kv *kv;             /* see ctl_kv() */
+    struct db *db; /* see ctl_db() */
+    struct kv *kv; /* see ctl_kv() */
 };
 
 /* Prints "clusterctl: <message>" as one line on stderr. */
 void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A usage error: prints "clusterctl: <cmd>: <message> (usage: clusterctl <cmd> <synopsis>)"
  * as one line and returns CTL_USAGE. */
-int ctl_usage_err(const struct ctl *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int ctl_usage_err(const struct ctl *ctl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Prints the command's usage and help to stdout (for --help). */
 void ctl_print_help(const struct ctl_cmd *cmd);
 
@@ -68,10 +69,10 @@ bool ctl_name_valid(const char *s);
 
 /* Options of one command (long options only; "--help" is always accepted). */
 struct ctl_opt {
-    const char *name;    /* without the leading "--" */
+    const char *name; /* without the leading "--" */
     bool has_arg;
-    const char **value;  /* has_arg: receives the argument (borrowed from argv) */
-    bool *flag;          /* !has_arg: set to true when given */
+    const char **value; /* has_arg: receives the argument (borrowed from argv) */
+    bool *flag;         /* !has_arg: set to true when given */
 };
 
 /* Parses argv (argv[0] is the command name) against opts (terminated by a zeroed entry; may

@@ -12,24 +12,24 @@
 
 /* The command table: one line per command, in the order `clusterctl --help` lists them.
  * Each entry names a `const struct ctl_cmd` defined next to its code in a cmd_*.c file. */
-#define CLUSTERCTL_COMMANDS(X) \
-    X(ctl_cmd_migrate)         \
-    X(ctl_cmd_cluster_add)     \
-    X(ctl_cmd_cluster_mark_rw) \
-    X(ctl_cmd_cluster_mark_ro) \
-    X(ctl_cmd_cluster_mark_down) \
-    X(ctl_cmd_cluster_remove)  \
-    X(ctl_cmd_storage_add)     \
-    X(ctl_cmd_storage_remove)  \
-    X(ctl_cmd_mark_rw)         \
-    X(ctl_cmd_mark_ro)         \
-    X(ctl_cmd_mark_down)       \
-    X(ctl_cmd_mark_spare)      \
-    X(ctl_cmd_repair)          \
-    X(ctl_cmd_rebalance)       \
-    X(ctl_cmd_status)          \
-    X(ctl_cmd_history)         \
-    X(ctl_cmd_verify)          \
+#define CLUSTERCTL_COMMANDS(X)                                                                     \
+    X(ctl_cmd_migrate)                                                                             \
+    X(ctl_cmd_cluster_add)                                                                         \
+    X(ctl_cmd_cluster_mark_rw)                                                                     \
+    X(ctl_cmd_cluster_mark_ro)                                                                     \
+    X(ctl_cmd_cluster_mark_down)                                                                   \
+    X(ctl_cmd_cluster_remove)                                                                      \
+    X(ctl_cmd_storage_add)                                                                         \
+    X(ctl_cmd_storage_remove)                                                                      \
+    X(ctl_cmd_mark_rw)                                                                             \
+    X(ctl_cmd_mark_ro)                                                                             \
+    X(ctl_cmd_mark_down)                                                                           \
+    X(ctl_cmd_mark_spare)                                                                          \
+    X(ctl_cmd_repair)                                                                              \
+    X(ctl_cmd_rebalance)                                                                           \
+    X(ctl_cmd_status)                                                                              \
+    X(ctl_cmd_history)                                                                             \
+    X(ctl_cmd_verify)                                                                              \
     X(ctl_cmd_jobs)
 
 #define CTL_DECLARE(sym) extern const struct ctl_cmd sym;
@@ -96,8 +96,8 @@ static int group_usage(const char *group, const char *sub)
             printf("  clusterctl %s %s\n      %s\n", name, ctl_commands[i]->synopsis,
                    ctl_commands[i]->summary);
         else
-            snprintf(subs + strlen(subs), sizeof(subs) - strlen(subs), "%s%s",
-                     subs[0] ? ", " : "", name + glen + 1);
+            snprintf(subs + strlen(subs), sizeof(subs) - strlen(subs), "%s%s", subs[0] ? ", " : "",
+                     name + glen + 1);
     }
     if (help)
         return CTL_OK;

@@ -1,5 +1,6 @@
 /* common/db.c — PostgreSQL access through libpq: connection setup, bound-parameter statements,
- * transactions, one-line error reporting, and a single transparent reconnect outside a transaction. */
+ * transactions, one-line error reporting, and a single transparent reconnect outside a transaction.
+ */
 #include "db.h"
 
 #include "log.h"
@@ -262,8 +263,7 @@ void db_rollback(struct db *db)
 {
     PGresult *res;
 
-    if (PQstatus(db->conn) == CONNECTION_OK &&
-        PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
+    if (PQstatus(db->conn) == CONNECTION_OK && PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
         res = PQexec(db->conn, "ROLLBACK");
         PQclear(res);
     }

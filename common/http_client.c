@@ -30,8 +30,8 @@ struct http_ctx {
     struct http_req *req;
     struct curl_slist *headers;
     char errbuf[CURL_ERROR_SIZE];
-    int cb_err;         /* error raised by a sink or source, 0 if none */
-    int64_t sent;       /* request body bytes supplied so far */
+    int cb_err;   /* error raised by a sink or source, 0 if none */
+    int64_t sent; /* request body bytes supplied so far */
     size_t err_body_len;
     bool done;
 };
@@ -333,13 +333,15 @@ static int http_setup(CURL *h, struct http_req *req, struct http_ctx *ctx)
     req->err_body[0] = '\0';
     memset(&req->info, 0, sizeof(req->info));
     req->info.content_length = -1;
-    if (!req->url || (strncmp(req->url, "http://", 7) != 0 && strncmp(req->url, "https://", 8) != 0))
+    if (!req->url ||
+        (strncmp(req->url, "http://", 7) != 0 && strncmp(req->url, "https://", 8) != 0))
         return -EINVAL;
     if ((req->resp.kind == HTTP_SINK_BUF && !req->resp.buf) ||
         (req->resp.kind == HTTP_SINK_CB && !req->resp.fn))
         return -EINVAL;
     if (!ctimeout)
-        ctimeout = timeout < HTTP_DEFAULT_CONNECT_TIMEOUT_MS ? timeout : HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
+        ctimeout =
+            timeout < HTTP_DEFAULT_CONNECT_TIMEOUT_MS ? timeout : HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
 
     curl_easy_setopt(h, CURLOPT_URL, req->url);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -438,9 +440,9 @@ static void http_fail_setup(struct http_ctx *ctx, int r)
     req->err = r;
     req->info.status = 0;
     snprintf(req->errmsg, sizeof(req->errmsg), "%s",
-             r == -ENOMEM  ? "out of memory"
-             : r == -EIO   ? "cannot initialise libcurl"
-                           : "bad request (url must be http:// or https://)");
+             r == -ENOMEM ? "out of memory"
+             : r == -EIO  ? "cannot initialise libcurl"
+                          : "bad request (url must be http:// or https://)");
     curl_slist_free_all(ctx->headers);
     ctx->headers = NULL;
     ctx->done = true;
@@ -504,71 +506,87 @@ static void http_multi_drain(CURLM *m)
     }
 }
 
-int http_multi_run(struct http_req *reqs, size_t n, unsigned timeout_ms)
+/* Sets up and adds every request; one that cannot start is failed at once (easies[i] NULL). */
+static void http_multi_add(CURLM *m, struct http_req *reqs, struct http_ctx *ctxs, CURL **easies,
+                           size_t n)
 {
-    struct http_tls *t = http_tls_get();
-    struct http_ctx *ctxs = NULL;
-    CURL **easies = NULL;
-    uint64_t deadline = timeout_ms ? http_now_ms() + timeout_ms : 0;
-    int running = 0, r, answered = 0;
-
-    if (n == 0)
-        return 0;
-    ctxs = calloc(n, sizeof(*ctxs));
-    easies = calloc(n, sizeof(*easies));
-    if (!t || !ctxs || !easies) {
-        r = -ENOMEM;
-        goto fail_all;
-    }
-    if (!t->multi) {
-        t->multi = curl_multi_init();
-        if (!t->multi) {
-            r = -ENOMEM;
-            goto fail_all;
-        }
-    }
     for (size_t i = 0; i < n; i++) {
+        int r = -ENOMEM;
+
         ctxs[i].req = &reqs[i];
         easies[i] = curl_easy_init();
-        if (!easies[i]) {
-            http_fail_setup(&ctxs[i], -ENOMEM);
-            continue;
+        if (easies[i]) {
+            r = http_setup(easies[i], &reqs[i], &ctxs[i]);
+            if (r == 0 && curl_multi_add_handle(m, easies[i]) != CURLM_OK)
+                r = -ENOMEM;
         }
-        r = http_setup(easies[i], &reqs[i], &ctxs[i]);
-        if (r == 0 && curl_multi_add_handle(t->multi, easies[i]) != CURLM_OK)
-            r = -ENOMEM;
         if (r < 0) {
             http_fail_setup(&ctxs[i], r);
             curl_easy_cleanup(easies[i]);
             easies[i] = NULL;
         }
     }
-    for (;;) {
-        uint64_t now;
-        int wait_ms = 1000;
+}
 
-        if (curl_multi_perform(t->multi, &running) != CURLM_OK)
-            break;
-        http_multi_drain(t->multi);
+/* Drives the transfers until none runs or the deadline (0 = none) passes.
+ * Returns 0, -ETIMEDOUT (deadline) or -EIO (curl multi failure). */
+static int http_multi_loop(CURLM *m, uint64_t deadline)
+{
+    int running = 0;
+
+    for (;;) {
+        int wait_ms = 1000;
+        uint64_t now;
+
+        if (curl_multi_perform(m, &running) != CURLM_OK)
+            return -EIO;
+        http_multi_drain(m);
         if (running == 0)
-            break;
+            return 0;
         now = http_now_ms();
         if (deadline) {
             if (now >= deadline)
-                break;
+                return -ETIMEDOUT;
             if (deadline - now < (uint64_t) wait_ms)
                 wait_ms = (int) (deadline - now);
         }
-        if (curl_multi_poll(t->multi, NULL, 0, wait_ms, NULL) != CURLM_OK)
-            break;
+        if (curl_multi_poll(m, NULL, 0, wait_ms, NULL) != CURLM_OK)
+            return -EIO;
     }
+}
+
+int http_multi_run(struct http_req *reqs, size_t n, unsigned timeout_ms)
+{
+    struct http_tls *t = http_tls_get();
+    struct http_ctx *ctxs = NULL;
+    CURL **easies = NULL;
+    uint64_t deadline = timeout_ms ? http_now_ms() + timeout_ms : 0;
+    int r = -ENOMEM, answered = 0;
+
+    if (n == 0)
+        return 0;
+    ctxs = calloc(n, sizeof(*ctxs));
+    easies = calloc(n, sizeof(*easies));
+    if (t && !t->multi)
+        t->multi = curl_multi_init();
+    if (!t || !t->multi || !ctxs || !easies) {
+        for (size_t i = 0; i < n; i++) {
+            struct http_ctx c = {.req = &reqs[i]};
+
+            http_fail_setup(&c, r);
+        }
+        goto out;
+    }
+    http_multi_add(t->multi, reqs, ctxs, easies, n);
+    r = http_multi_loop(t->multi, deadline);
     http_multi_drain(t->multi);
     for (size_t i = 0; i < n; i++) {
         if (easies[i]) {
-            if (!ctxs[i].done) {
-                http_finish(easies[i], &ctxs[i], CURLE_OPERATION_TIMEDOUT);
-                snprintf(reqs[i].errmsg, sizeof(reqs[i].errmsg), "timed out after %u ms",
-                         timeout_ms);
+            if (!ctxs[i].done) { /* stopped by the overall deadline or a multi failure */
+                http_finish(easies[i], &ctxs[i],
+                            r == -EIO ? CURLE_RECV_ERROR : CURLE_OPERATION_TIMEDOUT);
+                snprintf(reqs[i].errmsg, sizeof(reqs[i].errmsg), "%s",
+                         r == -EIO ? "curl multi failure" : "overall time limit reached");
             }
             curl_multi_remove_handle(t->multi, easies[i]);
             curl_easy_cleanup(easies[i]);
@@ -576,15 +594,8 @@ int http_multi_run(struct http_req *reqs, size_t n, unsigned timeout_ms)
         if (reqs[i].err == 0)
             answered++;
     }
-    free(ctxs);
-    free(easies);
-    return answered;
-fail_all:
-    for (size_t i = 0; i < n; i++) {
-        struct http_ctx c = {.req = &reqs[i]};
-
-        http_fail_setup(&c, r);
-    }
+    r = answered;
+out:
     free(ctxs);
     free(easies);
     return r;
@@ -633,8 +644,8 @@ int http_get_cb(const char *url, unsigned timeout_ms, http_sink_fn fn, void *arg
 int http_put_mem(const char *url, unsigned timeout_ms, const void *data, size_t len,
                  const char *content_md5, struct http_info *ret_info)
 {
-    struct http_req req = {.method = HTTP_PUT, .url = url, .timeout_ms = timeout_ms,
-                           .content_md5 = content_md5};
+    struct http_req req = {
+        .method = HTTP_PUT, .url = url, .timeout_ms = timeout_ms, .content_md5 = content_md5};
 
     req.body.kind = HTTP_BODY_MEM;
     req.body.mem = data;
@@ -645,8 +656,8 @@ int http_put_mem(const char *url, unsigned timeout_ms, const void *data, size_t 
 int http_put_fd(const char *url, unsigned timeout_ms, int fd, off_t off, uint64_t len,
                 const char *content_md5, struct http_info *ret_info)
 {
-    struct http_req req = {.method = HTTP_PUT, .url = url, .timeout_ms = timeout_ms,
-                           .content_md5 = content_md5};
+    struct http_req req = {
+        .method = HTTP_PUT, .url = url, .timeout_ms = timeout_ms, .content_md5 = content_md5};
 
     if (len > INT64_MAX)
         return -EINVAL;

@@ -57,11 +57,11 @@ enum http_sink_kind {
 
 /* The selected response headers. */
 struct http_info {
-    long status;             /* HTTP status, 0 when no response arrived */
-    int64_t content_length;  /* Content-Length, -1 when absent */
-    char etag[130];          /* ETag as sent (quotes included), "" when absent */
-    char last_modified[64];  /* Last-Modified as sent, "" when absent */
-    char content_type[128];  /* Content-Type as sent, "" when absent */
+    long status;            /* HTTP status, 0 when no response arrived */
+    int64_t content_length; /* Content-Length, -1 when absent */
+    char etag[130];         /* ETag as sent (quotes included), "" when absent */
+    char last_modified[64]; /* Last-Modified as sent, "" when absent */
+    char content_type[128]; /* Content-Type as sent, "" when absent */
 };
 
 /* One request. Zero-initialise, set the inputs, run it with http_perform() or
@@ -91,14 +91,14 @@ struct http_req {
         void *arg;
     } resp;
     /* results */
-    int err;                 /* 0 when a response arrived (any status), else -errno:
-                              * -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -EINVAL (bad url),
-                              * -E2BIG (body over the buf's max), -ENOMEM, -EIO, or the error a
-                              * sink/source callback returned */
+    int err; /* 0 when a response arrived (any status), else -errno:
+              * -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -EINVAL (bad url),
+              * -E2BIG (body over the buf's max), -ENOMEM, -EIO, or the error a
+              * sink/source callback returned */
     struct http_info info;
-    uint64_t body_bytes;     /* response body bytes received */
-    char errmsg[160];        /* one line when err != 0 */
-    char err_body[256];      /* start of a non-2xx body for FD/CB sinks, NUL-terminated */
+    uint64_t body_bytes; /* response body bytes received */
+    char errmsg[160];    /* one line when err != 0 */
+    char err_body[256];  /* start of a non-2xx body for FD/CB sinks, NUL-terminated */
 };
 
 /* Runs req on the calling thread's handle. Returns the HTTP status (> 0) or req->err (< 0). */
@@ -112,7 +112,8 @@ int http_multi_run(struct http_req *reqs, size_t n, unsigned timeout_ms);
 
 /* Synchronous conveniences. Each returns the HTTP status (> 0) or -errno as req->err above,
  * and fills *ret_info when it is non-NULL (status 0 on failure). */
-int http_get_buf(const char *url, unsigned timeout_ms, struct buf *body, struct http_info *ret_info);
+int http_get_buf(const char *url, unsigned timeout_ms, struct buf *body,
+                 struct http_info *ret_info);
 int http_get_fd(const char *url, unsigned timeout_ms, int fd, struct http_info *ret_info);
 int http_get_cb(const char *url, unsigned timeout_ms, http_sink_fn fn, void *arg,
                 struct http_info *ret_info);

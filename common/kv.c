@@ -15,7 +15,7 @@
 #define KV_PATH_MAX 107 /* sun_path */
 
 struct kv {
-    redisContext *ctx;       /* NULL while disconnected */
+    redisContext *ctx; /* NULL while disconnected */
     char host[KV_HOST_MAX + 1];
     int port;
     char path[KV_PATH_MAX + 1]; /* unix socket, or "" for TCP */
@@ -23,7 +23,7 @@ struct kv {
     char *password;             /* AUTH password, or NULL */
     unsigned db;
     unsigned timeout_ms;
-    bool ok;                    /* the last call reached Redis */
+    bool ok; /* the last call reached Redis */
     char err[256];
 };
 
@@ -122,8 +122,8 @@ static int kv_parse_unix(struct kv *kv, const char *s, char *err, size_t errlen)
         goto bad;
     memcpy(kv->path, s, plen);
     kv->path[plen] = '\0';
-    if (q && (strncmp(q, "?db=", 4) != 0 ||
-              kv_parse_uint(q + 4, strlen(q + 4), 1000000, &kv->db) < 0))
+    if (q &&
+        (strncmp(q, "?db=", 4) != 0 || kv_parse_uint(q + 4, strlen(q + 4), 1000000, &kv->db) < 0))
         goto bad;
     return 0;
 bad:
@@ -149,8 +149,10 @@ struct kv *kv_open(const char *url, unsigned timeout_ms, char *err, size_t errle
     } else if (strncmp(url, "unix://", 7) == 0) {
         r = kv_parse_unix(kv, url + 7, err, errlen);
     } else {
-        snprintf(err, errlen, "bad redis url '%.100s': expected redis://HOST:PORT[/DB] or "
-                 "unix:///path", url);
+        snprintf(err, errlen,
+                 "bad redis url '%.100s': expected redis://HOST:PORT[/DB] or "
+                 "unix:///path",
+                 url);
         r = -EINVAL;
     }
     if (r == -ENOMEM)

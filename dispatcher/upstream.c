@@ -19,6 +19,7 @@ struct up_loop {
     struct up_task *submit_head, *submit_tail;
     struct up_task *kick_head;
     bool stopping;
+    bool abort_now;
     int64_t abort_at_ms;
     struct up_task *active; /* loop thread only */
 };
@@ -192,6 +193,19 @@ static void run_ticks(struct up_loop *loop, int64_t now)
     }
 }
 
+static void abort_active(struct up_loop *loop, const char *reason)
+{
+    while (loop->active) {
+        struct up_task *t = loop->active;
+
+        log_warn("event=upstream_task_aborted reason=%s", reason);
+        up_task_ref(t);
+        t->ops->abort(t);
+        up_task_end(t); /* in case abort did not */
+        up_task_unref(t);
+    }
+}
+
 static void *loop_thread(void *arg)
 {
     struct up_loop *loop = arg;
@@ -199,7 +213,7 @@ static void *loop_thread(void *arg)
 
     for (;;) {
         int running = 0;
-        bool stopping;
+        bool stopping, abort_now;
         int64_t now;
 
         curl_multi_poll(loop->multi, NULL, 0, TICK_MS, NULL);
@@ -213,20 +227,15 @@ static void *loop_thread(void *arg)
         }
         pthread_mutex_lock(&loop->mu);
         stopping = loop->stopping;
+        abort_now = loop->abort_now;
+        loop->abort_now = false;
         pthread_mutex_unlock(&loop->mu);
+        if (abort_now)
+            abort_active(loop, "drain_timeout");
         if (stopping && !loop->active)
             break;
-        if (stopping && now >= loop->abort_at_ms) {
-            while (loop->active) {
-                struct up_task *t = loop->active;
-
-                log_warn("event=upstream_task_aborted reason=shutdown");
-                up_task_ref(t);
-                t->ops->abort(t);
-                up_task_end(t); /* in case abort did not */
-                up_task_unref(t);
-            }
-        }
+        if (stopping && now >= loop->abort_at_ms)
+            abort_active(loop, "shutdown");
     }
     run_queues(loop); /* late kicks: release their references */
     return NULL;
@@ -282,6 +291,18 @@ void upstream_free(struct upstream *u, unsigned grace_ms)
     }
     free(u->loops);
     free(u);
+}
+
+void upstream_abort_all(struct upstream *u)
+{
+    for (unsigned i = 0; i < u->n; i++) {
+        struct up_loop *l = &u->loops[i];
+
+        pthread_mutex_lock(&l->mu);
+        l->abort_now = true;
+        pthread_mutex_unlock(&l->mu);
+        curl_multi_wakeup(l->multi);
+    }
 }
 
 struct up_loop *upstream_pick(struct upstream *u)

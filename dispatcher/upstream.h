@@ -47,6 +47,9 @@ struct upstream;
 struct upstream *upstream_new(unsigned n);
 /* Stops the loops: tasks still active after grace_ms are aborted. Frees (NULL-safe). */
 void upstream_free(struct upstream *u, unsigned grace_ms);
+/* Aborts every active task now (their waiting requests are resumed and fail); the loops
+ * keep running for new work. */
+void upstream_abort_all(struct upstream *u);
 /* A loop for a new task (round robin). */
 struct up_loop *upstream_pick(struct upstream *u);
 

@@ -292,6 +292,11 @@ fail:
     return NULL;
 }
 
+void get_op_ref(struct get_op *op)
+{
+    up_task_ref(&op->task);
+}
+
 void get_op_unref(struct get_op *op)
 {
     if (op)

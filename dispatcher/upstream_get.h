@@ -22,6 +22,7 @@ struct get_op;
  * send_range: ask with a Range header even on the first copy (a client range). */
 struct get_op *get_op_new(const char *const *urls, size_t n, uint64_t off, uint64_t len,
                           bool send_range);
+void get_op_ref(struct get_op *op);
 void get_op_unref(struct get_op *op);
 void get_op_start(struct get_op *op, struct up_loop *loop);
 

@@ -234,10 +234,10 @@ int jq_read(struct jq *q, unsigned block_ms, int64_t *ret_id, char *entry, size_
             return -EAGAIN;
         if (strncmp(kv_error(q->kv), "NOGROUP", 7) == 0) {
             r = jq_ensure_group(q);
-            return r == -EAGAIN ? -EAGAIN : 0;
+            return r < 0 ? r : 0;
         }
-        log_warn("event=job_read_error err=\"%s\"", kv_error(q->kv));
-        return 0;
+        log_debug("event=job_read_error err=\"%s\"", kv_error(q->kv));
+        return -EIO;
     }
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1)
         goto out; /* nil: nothing within block_ms */

@@ -51,7 +51,8 @@ struct jq *jq_new(struct jq_shared *sh, struct db *db, struct kv *kv);
 void jq_free(struct jq *q);
 
 /* Waits up to block_ms for the next stream entry. Returns 1 and sets *ret_id and entry (the
- * stream entry id, for jq_ack), 0 when nothing came, -EAGAIN when Redis is unreachable. */
+ * stream entry id, for jq_ack), 0 when nothing came, -EAGAIN when Redis is unreachable, -EIO
+ * when it refuses the read (e.g. stf:jobs is not a stream): kv_error() says why. */
 int jq_read(struct jq *q, unsigned block_ms, int64_t *ret_id, char *entry, size_t entry_len);
 /* Acknowledges and deletes a stream entry. Best effort: returns 0 or -EIO. */
 int jq_ack(struct jq *q, const char *entry);

@@ -70,7 +70,7 @@ static void worker_note_redis(struct workers *p, bool away, struct kv *kv)
         return;
     if (away)
         log_warn("event=redis_unreachable err=\"%s\" note=\"jobs are taken from PostgreSQL "
-                 "until it is back\"", kv_error(kv));
+                 "until the stream works again\"", kv_error(kv));
     else
         log_info("event=redis_back");
 }
@@ -156,7 +156,7 @@ static void worker_loop(struct worker *w, struct db *db, struct kv *kv, struct j
                 jq_ack(q, entry); /* the row is final (or someone else's): the entry is spent */
             else
                 stopflag_sleep_ms(WORKER_POLL_MS); /* PostgreSQL away: the entry stays pending */
-        } else if (r == -EAGAIN) {
+        } else if (r == -EAGAIN || r == -EIO) {
             worker_note_redis(p, true, kv);
             r = jq_claim_next(q, &job);
             if (r == 1) {

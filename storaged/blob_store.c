@@ -91,7 +91,7 @@ out:
 /* Counts valid blobs in one ROOT/aa/bb directory. */
 static int store_count_leaf(int bb_fd, const char *aa, const char *bb, uint64_t *count)
 {
-    char rel[BLOB_REL_MAX + 8];
+    char rel[BLOB_REL_MAX];
     struct dirent *de;
     DIR *d = fdopendir(bb_fd);
     int r = 0;
@@ -114,8 +114,12 @@ static int store_count_leaf(int bb_fd, const char *aa, const char *bb, uint64_t 
                 !S_ISREG(st.st_mode))
                 continue;
         }
-        snprintf(rel, sizeof(rel), "%s/%s/%s", aa, bb, de->d_name);
-        if (blob_rel_path_valid(rel, strlen(rel)))
+        memcpy(rel, aa, 2); /* n <= BLOB_NAME_MAX: "aa/bb/<name>" fits */
+        rel[2] = '/';
+        memcpy(rel + 3, bb, 2);
+        rel[5] = '/';
+        memcpy(rel + BLOB_FANOUT_LEN, de->d_name, n + 1);
+        if (blob_rel_path_valid(rel, BLOB_FANOUT_LEN + n))
             (*count)++;
     }
     if (errno)

@@ -186,9 +186,12 @@ class Procs:
     """A context that owns a temp dir and every daemon spawned through it: all are stopped
     when it ends (TERM then KILL); on an exception their logs are printed first."""
 
-    def __init__(self, prefix="stf-test-"):
+    def __init__(self, prefix="stf-test-", check_clean_exit=True):
+        """check_clean_exit: daemons still running at the end must exit 0 on SIGTERM (SPEC §3:
+        a clean shutdown; under ASan this also catches leaks and errors reported at exit)."""
         self.dir = tempfile.mkdtemp(prefix=prefix)
         self.daemons = []
+        self.check_clean_exit = check_clean_exit
 
     def path(self, *parts):
         return os.path.join(self.dir, *parts)
@@ -204,22 +207,30 @@ class Procs:
             d.dump_log(out)
 
     def stop_all(self):
+        """Stops every daemon still running; returns [(name, exit code)] of those."""
+        stopped = []
         for d in reversed(self.daemons):
             try:
-                d.stop()
+                if d.alive():
+                    stopped.append((d.name, d.stop()))
             except Exception:  # keep stopping the others
                 traceback.print_exc()
+        return stopped
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        unclean = []
         try:
-            self.stop_all()
-        finally:
-            if exc_type is not None:
+            stopped = self.stop_all()
+            unclean = [(n, rc) for n, rc in stopped if rc != 0]
+            if exc_type is not None or (unclean and self.check_clean_exit):
                 self.dump_logs()
+        finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if exc_type is None and unclean and self.check_clean_exit:
+            raise AssertionError("not a clean exit on SIGTERM: %s" % unclean)
         return False
 
 

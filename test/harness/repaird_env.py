@@ -6,7 +6,7 @@ offers SQL (psql), Redis (redis-cli) and HTTP helpers. Every process it starts i
 (TERM, then KILL) by close(), also on failure; on failure the logs are printed.
 """
 import hashlib
-import http.client
+import http.client as httplib
 import json
 import os
 import re
@@ -50,7 +50,7 @@ def wait_for(what, pred, timeout=20.0, interval=0.05):
 def http(method, url, body=None, headers=None, timeout=5.0):
     """One request; returns (status, headers dict (lower-case names), body bytes)."""
     u = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    conn = httplib.HTTPConnection(u.hostname, u.port, timeout=timeout)
     try:
         conn.request(method, u.path or "/", body=body, headers=headers or {})
         resp = conn.getresponse()
@@ -67,6 +67,7 @@ class Proc:
         self.log_path = log_path
         self.env = env
         self.popen = None
+        self.bad_exits = []  # exit codes of TERM stops other than 0
 
     def start(self):
         log = open(self.log_path, "ab")
@@ -91,6 +92,8 @@ class Proc:
                 self.popen.wait()
         rc = self.popen.returncode
         self.popen = None
+        if sig == signal.SIGTERM and rc != 0:
+            self.bad_exits.append(rc)
         return rc
 
     def kill9(self):
@@ -206,6 +209,7 @@ class Env:
     def reset_db(self):
         self.sql("TRUNCATE jobs, mode_history, objects, buckets, storages, clusters "
                  "RESTART IDENTITY CASCADE")
+        self.redis("DEL", "stf:jobs")
 
     def redis(self, *args, check=True):
         p = self.run(["redis-cli", "-p", str(self.redis_port)] + list(args), check=check)
@@ -268,6 +272,15 @@ class Env:
             self.redis("XADD", "stf:jobs", "*", "id", str(jid), check=False)
         return jid
 
+    def add_jobs(self, kind, payloads):
+        """Many jobs in one INSERT, announced in one redis-cli pipe; returns their ids."""
+        values = ",".join("('%s', '%s')" % (kind, json.dumps(p)) for p in payloads)
+        ids = [int(r[0]) for r in
+               self.sql("INSERT INTO jobs (kind, payload) VALUES %s RETURNING id" % values)]
+        self.run(["redis-cli", "-p", str(self.redis_port)],
+                 input="".join("XADD stf:jobs * id %d\n" % i for i in ids))
+        return ids
+
     def job(self, jid):
         rows = self.sql("SELECT state, attempts, COALESCE(last_error, ''), payload::text, "
                         "COALESCE(locked_by, '') FROM jobs WHERE id = %d" % jid)
@@ -307,15 +320,24 @@ class Env:
 
     # --- teardown ---------------------------------------------------------------------------
     def close(self, failed):
+        """Stops everything; returns a list of problems found on the way: a repaird that did
+        not exit 0 on SIGTERM, or a sanitizer report in its log."""
+        problems = []
         for p in self.repairds:
             p.stop()
+            if p.bad_exits:
+                problems.append("%s exited %r on SIGTERM" % (p.name, p.bad_exits))
+            if re.search(r"Sanitizer|runtime error:", p.log()):
+                problems.append("%s: sanitizer report in its log" % p.name)
         for s in self.storages:
             s.stop()
+        failed = failed or problems
         if failed:
             for p in self.repairds + [s.proc for s in self.storages]:
                 print("----- log of %s -----" % p.name, file=sys.stderr)
                 print(p.log()[-20000:], file=sys.stderr)
         shutil.rmtree(self.tmp, ignore_errors=True)
+        return problems
 
 
 def events(log, event):
@@ -330,10 +352,11 @@ def events(log, event):
 
 
 def main(title, tests, repaird_conf=None):
-    """Runs each test(env) in a fresh Env; prints one line per test; exits 1 on any failure."""
+    """Runs each test(env) in a fresh Env; prints one line per test; exits 1 on any failure.
+    A test function may carry its own [repaird] settings in a repaird_conf attribute."""
     failed = 0
     for t in tests:
-        env = Env(title, repaird_conf)
+        env = Env(title, getattr(t, "repaird_conf", repaird_conf))
         ok = False
         t0 = time.monotonic()
         try:
@@ -343,7 +366,10 @@ def main(title, tests, repaird_conf=None):
             import traceback
             traceback.print_exc()
         finally:
-            env.close(not ok)
+            problems = env.close(not ok)
+            if problems:
+                print("\n".join(problems), file=sys.stderr)
+                ok = False
         print("%s %s - %s (%.1fs)" % ("ok" if ok else "FAILED", title, t.__name__,
                                        time.monotonic() - t0), flush=True)
         failed += not ok

@@ -3,8 +3,6 @@
 # status against a real PostgreSQL, Redis and two real storaged (run under with-services.sh).
 import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -12,12 +10,13 @@ import tempfile
 import time
 import urllib.request
 
-BUILD = os.environ["STF_BUILD"]
-CLUSTERCTL = os.path.join(BUILD, "clusterctl", "clusterctl")
-STORAGED = os.path.join(BUILD, "storaged", "storaged")
+sys.path.insert(0, os.path.join(os.environ["STF_SRC"], "test", "harness"))
+import procs  # noqa: E402
+
+CLUSTERCTL = procs.build_path("clusterctl", "clusterctl")
+STORAGED = procs.build_path("storaged", "storaged")
 PSQL = "psql"
 
-procs = []  # (name, Popen, log path)
 failures = []
 
 
@@ -28,11 +27,7 @@ def check(cond, what):
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return procs.free_port()
 
 
 def ctl(*args, env=None, db=True, timeout=30):
@@ -76,47 +71,14 @@ def http_json(url):
         return json.loads(r.read())
 
 
-def start_storaged(name, tmp):
-    root = os.path.join(tmp, name)
+def start_storaged(p, name):
+    root = p.path(name)
     os.mkdir(root)
-    port = free_port()
-    log = os.path.join(tmp, name + ".log")
-    p = subprocess.Popen([STORAGED, "--init", "--root", root, "--listen", "127.0.0.1:%d" % port],
-                         stdout=subprocess.DEVNULL, stderr=open(log, "w"), start_new_session=True)
-    procs.append((name, p, log))
-    uri = "http://127.0.0.1:%d" % port
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if p.poll() is not None:
-            raise RuntimeError("%s exited with %s" % (name, p.returncode))
-        try:
-            with urllib.request.urlopen(uri + "/_stats", timeout=1) as r:
-                if r.status == 200:
-                    return uri
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("%s did not answer on %s" % (name, uri))
-
-
-def stop_all():
-    for _, p, _ in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for _, p, _ in procs:
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def print_logs():
-    for name, _, log in procs:
-        print("--- %s log ---" % name)
-        try:
-            print(open(log).read()[-4000:])
-        except OSError:
-            pass
+    d = p.spawn(name, [STORAGED, "--init", "--root", root, "--listen", "127.0.0.1:0"])
+    host, port = d.wait_listening()
+    uri = "http://%s:%d" % (host, port)
+    d.wait_http(host, port, "/_stats")
+    return uri
 
 
 class RedisSub:
@@ -212,8 +174,9 @@ def test_cluster_add():
     check(msg == ["message", "stf:modes", "cluster %s" % cid], "cluster add announced (%r)" % msg)
     ctl_expect(1, ["cluster", "add", "c1"], err_has="cluster c1 already exists")
     ctl_expect(0, ["cluster", "add", "c2"])
-    for bad in ["bad name", "-x", ".x", "a" * 64, "c/1", ""]:
-        ctl_expect(2, ["cluster", "add", bad], err_has="bad cluster name")
+    for bad in ["bad name", "-x", ".x", "a" * 64, "c/1", "", "c\u00e9"]:
+        ctl_expect(2, ["cluster", "add", "--", bad], err_has="bad cluster name")
+    ctl_expect(2, ["cluster", "add", "-x"], err_has="unknown option '-x'")
     ctl_expect(2, ["cluster", "add"], err_has="missing argument")
     ctl_expect(2, ["cluster", "add", "c3", "c4"], err_has="unexpected argument")
     check(sql("SELECT string_agg(name, ',' ORDER BY name) FROM clusters") == "c1,c2",
@@ -358,30 +321,24 @@ def test_status(uri1, uri2):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="stf-ctl-")
     hang = socket.socket()  # accepts connections (backlog) but never answers
     hang.bind(("127.0.0.1", 0))
     hang.listen(16)
     hang_uri = "http://127.0.0.1:%d" % hang.getsockname()[1]
     try:
-        test_cli_basics()
-        test_migrate()
-        test_cluster_add()
-        uri1 = start_storaged("storaged1", tmp)
-        uri2 = start_storaged("storaged2", tmp)
-        dead_uri = "http://127.0.0.1:%d" % free_port()
-        test_storage_add(uri1, uri2, dead_uri, hang_uri)
-        test_status(uri1, uri2)
-    except Exception as e:  # report, clean up, fail
-        failures.append("exception: %r" % e)
-        import traceback
-        traceback.print_exc()
+        with procs.Procs(prefix="stf-ctl-") as p:
+            test_cli_basics()
+            test_migrate()
+            test_cluster_add()
+            uri1 = start_storaged(p, "storaged1")
+            uri2 = start_storaged(p, "storaged2")
+            dead_uri = "http://127.0.0.1:%d" % free_port()
+            test_storage_add(uri1, uri2, dead_uri, hang_uri)
+            test_status(uri1, uri2)
+            if failures:
+                p.dump_logs(sys.stdout)
     finally:
-        stop_all()
         hang.close()
-        if failures:
-            print_logs()
-        shutil.rmtree(tmp, ignore_errors=True)
     if failures:
         print("%d check(s) failed:\n  %s" % (len(failures), "\n  ".join(failures)))
         sys.exit(1)

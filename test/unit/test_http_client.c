@@ -306,8 +306,8 @@ static void test_multi(void)
     for (int i = 0; i < 10; i++) {
         buf_init(&bodies[i], 1000);
         reqs[i].method = HTTP_GET;
-        reqs[i].url = strdup(url("/slow/400"));
-        reqs[i].timeout_ms = 3000;
+        reqs[i].url = strdup(url("/slow/1000"));
+        reqs[i].timeout_ms = 15000;
         reqs[i].resp.kind = HTTP_SINK_BUF;
         reqs[i].resp.buf = &bodies[i];
     }
@@ -317,9 +317,12 @@ static void test_multi(void)
     reqs[9].url = strdup(url("/slow/5000"));
     reqs[9].timeout_ms = 600;
     t0 = now_ms();
-    r = http_multi_run(reqs, 10, 5000);
+    r = http_multi_run(reqs, 10, 20000);
+    for (int i = 0; r != 8 && i < 10; i++)
+        printf("# request %d: err %d status %ld %s\n", i, reqs[i].err, reqs[i].info.status,
+               reqs[i].errmsg);
     CHECK(r == 8, "8 of 10 answered (%d)", r);
-    CHECK(now_ms() - t0 < 1000, "ran in parallel (%llu ms for 8 x 400 ms)",
+    CHECK(now_ms() - t0 < 4000, "ran in parallel (%llu ms for 8 x 1000 ms)",
           (unsigned long long) (now_ms() - t0));
     bool all = true;
     for (int i = 0; i < 8; i++)
@@ -337,8 +340,7 @@ static void test_multi(void)
     }
     t0 = now_ms();
     r = http_multi_run(reqs, 2, 300);
-    CHECK(r == 0 && reqs[0].err == -ETIMEDOUT && reqs[1].err == -ETIMEDOUT &&
-              now_ms() - t0 < 1500,
+    CHECK(r == 0 && reqs[0].err == -ETIMEDOUT && reqs[1].err == -ETIMEDOUT && now_ms() - t0 < 1500,
           "overall timeout stops every request");
 
     for (int i = 0; i < 4; i++) {

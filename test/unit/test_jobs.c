@@ -99,14 +99,16 @@ int main(void)
     CHECK(!stream_has(kv, id3), "not announced before commit");
     db_rollback(db);
     CHECK(db_query_int64(db, "SELECT count(*) FROM jobs WHERE kind = 'delete_bucket'", 0, NULL,
-                         &n) == 0 && n == 0,
+                         &n) == 0 &&
+              n == 0,
           "rolled back with the transaction");
 
     CHECK(jobs_insert(db, "verify", "not json", NULL) == -EIO, "bad payload refused");
     CHECK(jobs_insert(db, "", "{}", NULL) == -EINVAL, "empty kind refused");
     CHECK(jobs_insert(db, "scrub", NULL, &id3) == 0, "NULL payload");
-    CHECK(db_query_int64(db, "SELECT count(*) FROM jobs WHERE kind = 'scrub' AND payload = '{}'",
-                         0, NULL, &n) == 0 && n == 1,
+    CHECK(db_query_int64(db, "SELECT count(*) FROM jobs WHERE kind = 'scrub' AND payload = '{}'", 0,
+                         NULL, &n) == 0 &&
+              n == 1,
           "NULL payload stored as {}");
 
     free(schema);

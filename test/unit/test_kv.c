@@ -16,9 +16,17 @@ static bool kv_str_is(redisReply *rep, const char *want, size_t len)
 static void test_urls(void)
 {
     static const char *const bad[] = {
-        "http://127.0.0.1:6379", "redis://",          "redis://:6379",     "redis://h:0",
-        "redis://h:99999",       "redis://h:12x",     "redis://h:1/db",    "unix://relative",
-        "unix:///s.sock?db=x",   "unix:///s?foo=1",   "",
+        "http://127.0.0.1:6379",
+        "redis://",
+        "redis://:6379",
+        "redis://h:0",
+        "redis://h:99999",
+        "redis://h:12x",
+        "redis://h:1/db",
+        "unix://relative",
+        "unix:///s.sock?db=x",
+        "unix:///s?foo=1",
+        "",
     };
     char err[256];
     struct kv *kv;
@@ -26,8 +34,7 @@ static void test_urls(void)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
         kv = kv_open(bad[i], 500, err, sizeof(err));
-        CHECK(kv == NULL && err[0] && !strchr(err, '\n'), "bad url '%s' refused: %s", bad[i],
-              err);
+        CHECK(kv == NULL && err[0] && !strchr(err, '\n'), "bad url '%s' refused: %s", bad[i], err);
         kv_free(kv);
     }
     kv = kv_open("redis://:secret@127.0.0.1:6379/2", 500, err, sizeof(err));

@@ -1,0 +1,311 @@
+/* dispatcher/server.c — libmicrohttpd set-up (thread pool + epoll, suspend/resume), the shared
+ * SO_REUSEPORT listening socket, per-request life cycle (creation, routing, completion with
+ * metrics and handler cleanup) and the graceful stop. */
+#include "server.h"
+
+#include "addr.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "request.h"
+#include "router.h"
+#include "upstream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SERVER_CONNECTION_LIMIT 20000u
+#define SERVER_MEMORY_LIMIT ((size_t) 128 * 1024) /* headers + one upload chunk per connection */
+#define SERVER_IDLE_TIMEOUT_S 60u
+#define SERVER_BACKLOG 4096u
+#define SERVER_IDLE_GRACE_MS 1000 /* after the last in-flight request, for idle keep-alives */
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+bool server_draining(struct server *s)
+{
+    return atomic_load_explicit(&s->draining, memory_order_relaxed);
+}
+
+static enum req_method method_of(const char *m)
+{
+    static const char *const names[] = {"GET", "HEAD", "PUT", "DELETE", "MOVE", "POST"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(m, names[i]) == 0)
+            return (enum req_method) i;
+    }
+    return RM_OTHER;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    struct server *s = cls;
+    struct request *req = *con_cls;
+
+    (void) version;
+    if (!req) {
+        req = calloc(1, sizeof(*req));
+        if (!req)
+            return MHD_NO;
+        req->srv = s;
+        req->conn = conn;
+        req->method = method;
+        req->m = method_of(method);
+        req->start_us = now_us();
+        *con_cls = req;
+        atomic_fetch_add(&s->inflight, 1);
+        metrics_gauge_add(MG_INFLIGHT, 1);
+        router_route(req, url);
+    }
+    req->calls++;
+    if (*upload_data_size > 0) {
+        req->bytes_in += *upload_data_size;
+        metrics_inc(MC_BYTES_IN, *upload_data_size);
+    }
+    return req->handler(req, upload_data, upload_data_size);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct server *s = cls;
+    struct request *req = *con_cls;
+    int64_t usec;
+
+    (void) conn;
+    if (!req)
+        return;
+    *con_cls = NULL;
+    usec = now_us() - req->start_us;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        log_info("event=request_aborted method=%s bucket=%s status=%u reason=%d", req->method,
+                 req->bucket, req->status, (int) toe);
+    metrics_request(req->method, req->status ? req->status : 499, (uint64_t) usec);
+    log_debug("event=request method=%s bucket=%s status=%u usec=%lld in=%llu", req->method,
+              req->bucket, req->status, (long long) usec, (unsigned long long) req->bytes_in);
+    if (req->release)
+        req->release(req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    free(req->object);
+    free(req);
+    atomic_fetch_sub(&s->inflight, 1);
+    metrics_gauge_add(MG_INFLIGHT, -1);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void) cls;
+    (void) conn;
+    (void) socket_context;
+    metrics_gauge_add(MG_CONNECTIONS, toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes %XX in paths and query values. A decoded NUL would silently cut a C string short, so
+ * it (like the other C0 controls) becomes 0x01, which the name checks refuse. */
+static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    char *w = s;
+
+    (void) cls;
+    (void) conn;
+    for (const char *r = s; *r; r++) {
+        int hi, lo;
+
+        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
+            unsigned char c = (unsigned char) (hi * 16 + lo);
+
+            *w++ = (char) (c == 0 ? 1 : c);
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+    return (size_t) (w - s);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    size_t n;
+
+    (void) cls;
+    vsnprintf(line, sizeof(line), fmt, ap);
+    n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    for (char *p = line; *p; p++) {
+        if (*p == '"')
+            *p = '\'';
+    }
+    log_debug("event=mhd message=\"%s\"", line);
+}
+
+/* A listening socket that other dispatchers may share (SO_REUSEPORT). */
+static int open_listener(const char *listen_addr, char *ret_addr, size_t ret_len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int fd, one = 1, r;
+
+    r = addr_parse(listen_addr, &ss, &sl);
+    if (r < 0) {
+        log_error("event=bad_listen_address addr=%s", listen_addr);
+        return r;
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *) &ss, sl) < 0 || listen(fd, (int) SERVER_BACKLOG) < 0) {
+        r = -errno;
+        log_error("event=listen_failed addr=%s error=\"%s\"", listen_addr, strerror(errno));
+        close(fd);
+        return r;
+    }
+    sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *) &ss, &sl) < 0 ||
+        addr_format((struct sockaddr *) &ss, ret_addr, ret_len) < 0) {
+        r = -errno;
+        close(fd);
+        return r ? r : -EINVAL;
+    }
+    return fd;
+}
+
+int server_start(struct server *s)
+{
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned threads = s->cfg->dispatcher.threads ? s->cfg->dispatcher.threads : 1;
+
+    s->listen_fd = open_listener(s->cfg->dispatcher.listen, s->addr, sizeof(s->addr));
+    if (s->listen_fd < 0)
+        return s->listen_fd;
+    s->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_access, s,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket) s->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_LIMIT, SERVER_CONNECTION_LIMIT,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, SERVER_MEMORY_LIMIT,
+        MHD_OPTION_CONNECTION_TIMEOUT, SERVER_IDLE_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_END);
+    if (!s->mhd) {
+        log_error("event=http_start_failed addr=%s", s->addr);
+        close(s->listen_fd);
+        s->listen_fd = -1;
+        return -EIO;
+    }
+    log_info("event=listening addr=%s threads=%u", s->addr, threads);
+    return 0;
+}
+
+/* Takes the connections already waiting in the socket's queue, so that none is reset when the
+ * socket leaves the SO_REUSEPORT group. */
+static void adopt_backlog(struct server *s, int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int c = accept4(fd, (struct sockaddr *) &ss, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+        if (c < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        MHD_add_connection(s->mhd, c, (struct sockaddr *) &ss, sl);
+    }
+}
+
+void server_stop(struct server *s, unsigned drain_ms)
+{
+    int64_t deadline, idle_deadline;
+    int fd;
+
+    if (!s->mhd)
+        return;
+    atomic_store(&s->draining, true);
+    fd = MHD_quiesce_daemon(s->mhd);
+    if (fd >= 0) {
+        adopt_backlog(s, fd);
+        /* leaves the SO_REUSEPORT group at once; the fd stays open until MHD stops */
+        shutdown(fd, SHUT_RDWR);
+    }
+    log_info("event=draining inflight=%lld", (long long) atomic_load(&s->inflight));
+    deadline = now_us() + (int64_t) drain_ms * 1000;
+    while (atomic_load(&s->inflight) > 0 && now_us() < deadline) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+
+        nanosleep(&ts, NULL);
+    }
+    /* idle keep-alive connections: a request that arrives on one now is still served (with
+     * Connection: close); wait briefly for the clients to close them */
+    idle_deadline = now_us() + SERVER_IDLE_GRACE_MS * 1000;
+    for (;;) {
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        struct timespec ts = {0, 5 * 1000 * 1000};
+
+        if ((!info || info->num_connections == 0) && atomic_load(&s->inflight) == 0)
+            break;
+        if (now_us() >= (atomic_load(&s->inflight) > 0 ? deadline : idle_deadline))
+            break;
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&s->inflight) > 0) {
+        /* requests still waiting for storages: end their transfers so that MHD can stop
+         * (a suspended connection would keep MHD_stop_daemon from returning) */
+        log_warn("event=drain_timeout inflight=%lld", (long long) atomic_load(&s->inflight));
+        upstream_abort_all(s->up);
+        deadline = now_us() + 2000000;
+        while (atomic_load(&s->inflight) > 0 && now_us() < deadline) {
+            struct timespec ts = {0, 5 * 1000 * 1000};
+
+            nanosleep(&ts, NULL);
+        }
+    }
+    MHD_stop_daemon(s->mhd);
+    s->mhd = NULL;
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    s->listen_fd = -1;
+    log_info("event=stopped");
+}
