@@ -77,8 +77,8 @@ static int history_print_json(PGresult *res)
 
 static int history_print_table(PGresult *res)
 {
-    static const char *const head[] = {"TIME", "KIND", "NAME", "FROM", "TO", "ACTOR",
-                                       "PROGRAM", "REASON"};
+    static const char *const head[] = {"TIME", "KIND",  "NAME",    "FROM",
+                                       "TO",   "ACTOR", "PROGRAM", "REASON"};
     struct out_table *t = out_table_new(8, head, NULL);
     int r = t ? 0 : -ENOMEM;
 
@@ -88,13 +88,11 @@ static int history_print_table(PGresult *res)
 
         if (why && !*why)
             why = NULL; /* shown as "-" */
-        r = out_table_add(t, (const char *[]){
-                                 h_val(res, i, H_TIME), h_val(res, i, H_KIND),
-                                 h_val(res, i, H_NAME), h_val(res, i, H_FROM),
-                                 h_val(res, i, H_TO),
-                                 h_cell(h_val(res, i, H_ACTOR), actor, sizeof(actor)),
-                                 h_val(res, i, H_PROGRAM),
-                                 h_cell(why, reason, sizeof(reason))});
+        r = out_table_add(
+            t, (const char *[]){h_val(res, i, H_TIME), h_val(res, i, H_KIND), h_val(res, i, H_NAME),
+                                h_val(res, i, H_FROM), h_val(res, i, H_TO),
+                                h_cell(h_val(res, i, H_ACTOR), actor, sizeof(actor)),
+                                h_val(res, i, H_PROGRAM), h_cell(why, reason, sizeof(reason))});
     }
     if (r == 0)
         r = out_table_print(t, stdout);
@@ -184,11 +182,12 @@ const struct ctl_cmd ctl_cmd_history = {
     .fn = cmd_history,
     .synopsis = "[STORAGE|CLUSTER] [--json] [--limit N]",
     .summary = "recorded mode changes: when, what, from, to, who, why",
-    .help = "Shows the mode changes of one storage or cluster (by name), or of all, oldest\n"
-            "first. Additions and removals appear too (from/to \"-\" and \"removed\").\n"
-            "Times are UTC.\n\n"
-            "options:\n"
-            "  --json      {\"history\": [{\"id\", \"time\", \"kind\", \"name\", \"from\", \"to\",\n"
-            "              \"reason\", \"actor\", \"program\"}]}\n"
-            "  --limit N   the last N changes (default 100)\n",
+    .help =
+        "Shows the mode changes of one storage or cluster (by name), or of all, oldest\n"
+        "first. Additions and removals appear too (from/to \"-\" and \"removed\").\n"
+        "Times are UTC.\n\n"
+        "options:\n"
+        "  --json      {\"history\": [{\"id\", \"time\", \"kind\", \"name\", \"from\", \"to\",\n"
+        "              \"reason\", \"actor\", \"program\"}]}\n"
+        "  --limit N   the last N changes (default 100)\n",
 };

@@ -19,10 +19,24 @@
 /* Columns of jobs_sql. One row per (job, payload key); a job without keys has one row with
  * NULL key. */
 enum {
-    J_ID, J_KIND, J_STATE, J_ATTEMPTS, J_LAST_ERROR, J_CREATED, J_UPDATED, J_RUN_AFTER,
-    J_LOCKED_BY, J_LOCKED_UNTIL, J_AGE_S, J_DUE_IN_S, J_KEY, J_TYPE, J_VALUE
+    J_ID,
+    J_KIND,
+    J_STATE,
+    J_ATTEMPTS,
+    J_LAST_ERROR,
+    J_CREATED,
+    J_UPDATED,
+    J_RUN_AFTER,
+    J_LOCKED_BY,
+    J_LOCKED_UNTIL,
+    J_AGE_S,
+    J_DUE_IN_S,
+    J_KEY,
+    J_TYPE,
+    J_VALUE
 };
 
+/* clang-format off */
 #define JOBS_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 /* Running first, then pending (by due time), then failed (most recent first); the first
@@ -40,6 +54,7 @@ static const char jobs_sql[] =
     " FROM j LEFT JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(j.payload) = 'object'"
     "   THEN j.payload ELSE '{}'::jsonb END) e ON true"
     " ORDER BY j.ord, CASE WHEN j.state = 'failed' THEN -j.id ELSE j.id END, e.key";
+/* clang-format on */
 
 static const char counts_sql[] =
     "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'running'),"
@@ -203,19 +218,16 @@ static int jobs_add_row(struct out_table *t, PGresult *res, int i, int end)
                  PQgetvalue(res, k, J_KEY), PQgetvalue(res, k, J_VALUE));
         len = strlen(target);
     }
-    return out_table_add(t, (const char *[]){id, PQgetvalue(res, i, J_KIND), state, tries, age,
-                                             detail,
-                                             target[0] ? j_cell(target, target_cell,
-                                                                sizeof(target_cell))
-                                                       : NULL,
-                                             j_cell(j_val(res, i, J_LAST_ERROR), err_cell,
-                                                    sizeof(err_cell))});
+    return out_table_add(
+        t, (const char *[]){id, PQgetvalue(res, i, J_KIND), state, tries, age, detail,
+                            target[0] ? j_cell(target, target_cell, sizeof(target_cell)) : NULL,
+                            j_cell(j_val(res, i, J_LAST_ERROR), err_cell, sizeof(err_cell))});
 }
 
 static int jobs_print_table(PGresult *res, PGresult *counts)
 {
-    static const char *const head[] = {"ID",     "KIND",   "STATE",  "TRIES",
-                                       "AGE",    "DETAIL", "TARGET", "LAST ERROR"};
+    static const char *const head[] = {"ID",  "KIND",   "STATE",  "TRIES",
+                                       "AGE", "DETAIL", "TARGET", "LAST ERROR"};
     static const enum out_align align[] = {OUT_RIGHT, OUT_LEFT, OUT_LEFT, OUT_RIGHT,
                                            OUT_RIGHT, OUT_LEFT, OUT_LEFT, OUT_LEFT};
     struct out_table *t;

@@ -41,8 +41,7 @@ static void cmd_mode_effect(const struct mode_change_result *res, char *out, siz
 {
     if (res->effective_before != res->effective_after)
         snprintf(out, outlen, "cluster %s: %s -> %s", res->cluster_name,
-                 cluster_mode_name(res->effective_before),
-                 cluster_mode_name(res->effective_after));
+                 cluster_mode_name(res->effective_before), cluster_mode_name(res->effective_after));
     else
         snprintf(out, outlen, "cluster %s stays %s", res->cluster_name,
                  cluster_mode_name(res->effective_after));
@@ -135,15 +134,15 @@ static int cmd_mark_cluster(struct ctl *ctl, int argc, char **argv)
     return cmd_mode_report(&res);
 }
 
-#define STORAGE_MARK_HELP(extra)                                                              \
-    "options:\n"                                                                              \
-    "  --reason TEXT   why (recorded in `clusterctl history`; one line, up to 500 bytes)\n"   \
-    "  --force         allow a change the cluster's objects make risky (rw/ro -> spare,\n"    \
-    "                  spare -> rw while the cluster holds objects); a warning says what\n"   \
-    "                  it risks\n\n" extra                                                    \
-    "Allowed changes: rw <-> ro; rw|ro|spare|repair -> down; down -> spare;\n"      \
-    "rw|ro -> spare and spare -> rw only while the cluster is empty, or with --force;\n"      \
-    "down and spare are brought back with `clusterctl repair`. A refused change exits 1,\n"   \
+#define STORAGE_MARK_HELP(extra)                                                                   \
+    "options:\n"                                                                                   \
+    "  --reason TEXT   why (recorded in `clusterctl history`; one line, up to 500 bytes)\n"        \
+    "  --force         allow a change the cluster's objects make risky (rw/ro -> spare,\n"         \
+    "                  spare -> rw while the cluster holds objects); a warning says what\n"        \
+    "                  it risks\n\n" extra                                                         \
+    "Allowed changes: rw <-> ro; rw|ro|spare|repair -> down; down -> spare;\n"                     \
+    "rw|ro -> spare and spare -> rw only while the cluster is empty, or with --force;\n"           \
+    "down and spare are brought back with `clusterctl repair`. A refused change exits 1,\n"        \
     "changes nothing and says why. Works while the dispatcher and repaird are down.\n"
 
 const struct ctl_cmd ctl_cmd_mark_rw = {
@@ -179,11 +178,11 @@ const struct ctl_cmd ctl_cmd_mark_spare = {
     .help = STORAGE_MARK_HELP(""),
 };
 
-#define CLUSTER_MARK_HELP                                                                     \
-    "options:\n"                                                                              \
-    "  --reason TEXT   why (recorded in `clusterctl history`)\n\n"                            \
-    "A cluster's effective mode is derived from its storages (rw only with at least 3 rw\n"   \
-    "storages and every non-spare member rw); mark-ro / mark-down force it lower,\n"          \
+#define CLUSTER_MARK_HELP                                                                          \
+    "options:\n"                                                                                   \
+    "  --reason TEXT   why (recorded in `clusterctl history`)\n\n"                                 \
+    "A cluster's effective mode is derived from its storages (rw only with at least 3 rw\n"        \
+    "storages and every non-spare member rw); mark-ro / mark-down force it lower,\n"               \
     "mark-rw lifts the force.\n"
 
 const struct ctl_cmd ctl_cmd_cluster_mark_rw = {

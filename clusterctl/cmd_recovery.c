@@ -71,8 +71,8 @@ static int cmd_verify(struct ctl *ctl, int argc, char **argv)
     return CTL_FAILED;
 }
 
-#define RECOVERY_NOTE                                                                          \
-    "\nNot available in this build: repaird's recovery work is not implemented yet, so this\n" \
+#define RECOVERY_NOTE                                                                              \
+    "\nNot available in this build: repaird's recovery work is not implemented yet, so this\n"     \
     "command changes nothing and exits 1.\n"
 
 const struct ctl_cmd ctl_cmd_repair = {

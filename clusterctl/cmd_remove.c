@@ -12,8 +12,8 @@ static int cmd_remove_report(const struct mode_change_result *res, const char *w
     case MODE_CHANGED:
         if (res->storage_id) {
             if (res->effective_before != res->effective_after)
-                printf("removed %s %s (was %s; cluster %s: %s -> %s)\n", what,
-                       res->storage_name, storage_mode_name(res->from), res->cluster_name,
+                printf("removed %s %s (was %s; cluster %s: %s -> %s)\n", what, res->storage_name,
+                       storage_mode_name(res->from), res->cluster_name,
                        cluster_mode_name(res->effective_before),
                        cluster_mode_name(res->effective_after));
             else

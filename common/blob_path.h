@@ -8,8 +8,8 @@
 
 #include "buf.h"
 
-#define BLOB_NAME_MAX 128                   /* longest internal name */
-#define BLOB_FANOUT_LEN 6                   /* "aa/bb/" */
+#define BLOB_NAME_MAX 128                                  /* longest internal name */
+#define BLOB_FANOUT_LEN 6                                  /* "aa/bb/" */
 #define BLOB_REL_MAX (BLOB_FANOUT_LEN + BLOB_NAME_MAX + 1) /* "aa/bb/<name>" + NUL */
 
 /* Internal names: 1..128 characters of [A-Za-z0-9_.-], not starting with '.' (so never "."

@@ -75,6 +75,9 @@ static int mc_db_fail(struct db *db, struct mode_change_result *res, const char 
         mc_msg(res->message, sizeof(res->message),
                "%s: another change holds the lock for more than %s; try again", what,
                MODE_CHANGE_LOCK_TIMEOUT);
+    else if (strcmp(state, "42P01") == 0)
+        mc_msg(res->message, sizeof(res->message), "%s: %s (run `clusterctl migrate` first)", what,
+               db_error(db));
     else
         mc_msg(res->message, sizeof(res->message), "%s: %s", what, db_error(db));
     db_rollback(db);
@@ -256,12 +259,10 @@ static int mc_history(struct db *db, const char *kind, int64_t id, const char *n
     return db_run(db,
                   "INSERT INTO mode_history (target_kind, target_id, target_name, from_mode,"
                   " to_mode, reason, actor, program) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                  8,
-                  (const char *[]){kind, ids, name, from, to, clean, actor, program});
+                  8, (const char *[]){kind, ids, name, from, to, clean, actor, program});
 }
 
-static void mc_publish(struct kv *kv, const char *kind, int64_t id,
-                       struct mode_change_result *res)
+static void mc_publish(struct kv *kv, const char *kind, int64_t id, struct mode_change_result *res)
 {
     char msg[64];
 
@@ -292,120 +293,138 @@ static void mc_not_found_storage(struct mode_change_result *res, const char *nam
 {
     res->outcome = MODE_NOT_FOUND;
     if (name)
-        mc_msg(res->message, sizeof(res->message),
-               "no storage named %s (see `clusterctl status`)", name);
+        mc_msg(res->message, sizeof(res->message), "no storage named %s (see `clusterctl status`)",
+               name);
     else
         mc_msg(res->message, sizeof(res->message), "no storage with id %" PRId64, id);
 }
 
-/* One attempt of mode_change_storage inside a fresh transaction. Returns as the public
- * function, or -EAGAIN when the caller should try again (the storage moved meanwhile, or a
- * deadlock was reported). */
+/* Opens a transaction and locks the cluster of a storage (by name, else by id) and its
+ * storages; fills the identity part of res. Returns 0 with *ret_member pointing into c, or
+ * with the transaction closed: -ENOENT (no such storage; res says so), -EAGAIN (it moved or
+ * went away between the two statements: try again), another negative errno (res says why). */
+static int mc_begin_storage(struct db *db, const char *name, int64_t id, const char *what,
+                            struct mc_cluster *c, struct mc_member **ret_member,
+                            struct mode_change_result *res)
+{
+    struct mc_member *m;
+    int64_t cluster_id;
+    int r;
+
+    r = mc_storage_cluster(db, name, id, &cluster_id);
+    if (r == -ENOENT) {
+        mc_not_found_storage(res, name, id);
+        return -ENOENT;
+    }
+    if (r < 0 || db_begin(db) < 0)
+        return mc_db_fail(db, res, what);
+    r = mc_lock_cluster(db, cluster_id, NULL, c);
+    if (r == -ENOENT) {
+        db_rollback(db);
+        return -EAGAIN;
+    }
+    if (r < 0)
+        return mc_lock_fail(db, res, what, r);
+    m = mc_find_member(c, id, name);
+    if (!m) {
+        db_rollback(db);
+        mc_cluster_release(c);
+        return -EAGAIN;
+    }
+    res->storage_id = m->id;
+    res->cluster_id = c->id;
+    mc_copy(res->storage_name, sizeof(res->storage_name), m->name);
+    mc_copy(res->cluster_name, sizeof(res->cluster_name), c->name);
+    res->from = res->to = m->mode;
+    res->forced_from = res->forced_to = c->forced;
+    res->cluster_has_objects = c->has_objects;
+    res->effective_before = res->effective_after = mc_effective(c);
+    *ret_member = m;
+    return 0;
+}
+
+/* Whether req applies to m (locked, current): 1 = apply, 0 = already there (MODE_UNCHANGED),
+ * -EPERM = refused (MODE_REFUSED); res->message says why, res->warning what --force risks. */
+static int mc_storage_decide(const struct mode_storage_request *req, const struct mc_cluster *c,
+                             const struct mc_member *m, struct mode_change_result *res)
+{
+    const char *from = storage_mode_name(m->mode), *to = storage_mode_name(req->to);
+
+    if (m->mode == req->to) {
+        res->outcome = MODE_UNCHANGED;
+        mc_msg(res->message, sizeof(res->message), "%s is already %s", m->name, to);
+        return 0;
+    }
+    res->outcome = MODE_REFUSED;
+    if (req->only_from && !(req->only_from & MODE_FROM(m->mode))) {
+        mc_msg(res->message, sizeof(res->message),
+               "%s is %s now (changed meanwhile); %s -> %s not applied", m->name, from, from, to);
+        return -EPERM;
+    }
+    if (modes_check_transition(m->name, m->mode, req->to, req->actor, c->has_objects, req->force,
+                               res->message, sizeof(res->message)) < 0)
+        return -EPERM;
+    modes_force_risk(m->name, m->mode, req->to, c->has_objects, res->warning, sizeof(res->warning));
+    return 1;
+}
+
+/* Ends a failed attempt inside the transaction: -EAGAIN for a deadlock or serialization
+ * failure (try again), else the error in res. */
+static int mc_attempt_fail(struct db *db, struct mc_cluster *c, struct mode_change_result *res,
+                           const char *what)
+{
+    mc_cluster_release(c);
+    if (mc_retryable(db)) {
+        db_rollback(db);
+        return -EAGAIN;
+    }
+    return mc_db_fail(db, res, what);
+}
+
+/* One attempt of mode_change_storage. Returns as the public function, or -EAGAIN when the
+ * caller should try again. */
 static int mc_storage_once(struct db *db, const struct mode_storage_request *req,
                            struct mode_change_result *res)
 {
     struct mc_cluster c = {0};
-    struct mc_member *m;
-    int64_t cluster_id;
+    struct mc_member *m = NULL;
     char what[128], ids[24];
     int r;
 
-    r = mc_storage_cluster(db, req->storage_name, req->storage_id, &cluster_id);
-    if (r == -ENOENT) {
-        mc_not_found_storage(res, req->storage_name, req->storage_id);
-        return -ENOENT;
-    }
     mc_msg(what, sizeof(what), "cannot change %s",
            req->storage_name ? req->storage_name : "the storage");
+    r = mc_begin_storage(db, req->storage_name, req->storage_id, what, &c, &m, res);
     if (r < 0)
-        return mc_db_fail(db, res, what);
-    if (db_begin(db) < 0)
-        return mc_db_fail(db, res, what);
-    r = mc_lock_cluster(db, cluster_id, NULL, &c);
-    if (r == -ENOENT) {
-        db_rollback(db);
-        return -EAGAIN; /* removed between the two statements */
-    }
-    if (r < 0)
-        return mc_lock_fail(db, res, what, r);
-    m = mc_find_member(&c, req->storage_id, req->storage_name);
-    if (!m) {
+        return r;
+    mc_msg(what, sizeof(what), "cannot change %s", m->name);
+    res->to = req->to;
+    r = mc_storage_decide(req, &c, m, res);
+    if (r <= 0) {
         db_rollback(db);
         mc_cluster_release(&c);
-        return -EAGAIN;
+        return r;
     }
-    res->storage_id = m->id;
-    res->cluster_id = c.id;
-    mc_copy(res->storage_name, sizeof(res->storage_name), m->name);
-    mc_copy(res->cluster_name, sizeof(res->cluster_name), c.name);
-    res->from = m->mode;
-    res->to = req->to;
-    res->forced_from = res->forced_to = c.forced;
-    res->cluster_has_objects = c.has_objects;
-    res->effective_before = res->effective_after = mc_effective(&c);
-
-    if (m->mode == req->to) {
-        res->outcome = MODE_UNCHANGED;
-        mc_msg(res->message, sizeof(res->message), "%s is already %s", m->name,
-               storage_mode_name(m->mode));
-        r = 0;
-        goto rollback;
-    }
-    if (req->only_from && !(req->only_from & MODE_FROM(m->mode))) {
-        res->outcome = MODE_REFUSED;
-        mc_msg(res->message, sizeof(res->message),
-               "%s is %s now (changed meanwhile); %s -> %s not applied", m->name,
-               storage_mode_name(m->mode), storage_mode_name(m->mode),
-               storage_mode_name(req->to));
-        r = -EPERM;
-        goto rollback;
-    }
-    if (modes_check_transition(m->name, m->mode, req->to, req->actor, c.has_objects, req->force,
-                               res->message, sizeof(res->message)) < 0) {
-        res->outcome = MODE_REFUSED;
-        r = -EPERM;
-        goto rollback;
-    }
-    modes_force_risk(m->name, m->mode, req->to, c.has_objects, res->warning,
-                     sizeof(res->warning));
-
     snprintf(ids, sizeof(ids), "%" PRId64, m->id);
     if (db_run(db, "UPDATE storages SET mode = $2, updated_at = now() WHERE id = $1", 2,
-               (const char *[]){ids, storage_mode_name(req->to)}) < 0)
-        goto db_fail;
-    if (mc_history(db, "storage", m->id, m->name, storage_mode_name(m->mode),
+               (const char *[]){ids, storage_mode_name(req->to)}) < 0 ||
+        mc_history(db, "storage", m->id, m->name, storage_mode_name(m->mode),
                    storage_mode_name(req->to), req->reason, &req->who) < 0)
-        goto db_fail;
+        return mc_attempt_fail(db, &c, res, what);
     m->mode = req->to;
     res->effective_after = mc_effective(&c);
     if (req->in_tx && req->in_tx(db, res, req->in_tx_arg) < 0) {
         if (!res->message[0])
-            mc_msg(res->message, sizeof(res->message), "cannot change %s: %s", m->name,
-                   db_error(db));
+            mc_msg(res->message, sizeof(res->message), "%s: %s", what, db_error(db));
         db_rollback(db);
         res->outcome = MODE_FAILED;
         mc_cluster_release(&c);
         return -EIO;
     }
     if (db_commit(db) < 0)
-        goto db_fail;
+        return mc_attempt_fail(db, &c, res, what);
     res->outcome = MODE_CHANGED;
     mc_cluster_release(&c);
     return 0;
-
-rollback:
-    db_rollback(db);
-    mc_cluster_release(&c);
-    return r;
-db_fail:
-    mc_cluster_release(&c);
-    if (mc_retryable(db)) {
-        db_rollback(db);
-        return -EAGAIN;
-    }
-    mc_msg(what, sizeof(what), "cannot change %s",
-           req->storage_name ? req->storage_name : res->storage_name);
-    return mc_db_fail(db, res, what);
 }
 
 int mode_change_storage(struct db *db, struct kv *kv, const struct mode_storage_request *req,
@@ -435,6 +454,34 @@ int mode_change_storage(struct db *db, struct kv *kv, const struct mode_storage_
     return r;
 }
 
+/* Opens a transaction and locks the cluster named name and its storages; fills the cluster
+ * part of res. Returns 0, or with the transaction closed -ENOENT (res says so) or another
+ * negative errno (res says why). */
+static int mc_begin_cluster(struct db *db, const char *name, const char *what, struct mc_cluster *c,
+                            struct mode_change_result *res)
+{
+    int r;
+
+    if (db_begin(db) < 0)
+        return mc_db_fail(db, res, what);
+    r = mc_lock_cluster(db, 0, name, c);
+    if (r == -ENOENT) {
+        db_rollback(db);
+        res->outcome = MODE_NOT_FOUND;
+        mc_msg(res->message, sizeof(res->message), "no cluster named %s (see `clusterctl status`)",
+               name);
+        return -ENOENT;
+    }
+    if (r < 0)
+        return mc_lock_fail(db, res, what, r);
+    res->cluster_id = c->id;
+    mc_copy(res->cluster_name, sizeof(res->cluster_name), c->name);
+    res->forced_from = res->forced_to = c->forced;
+    res->cluster_has_objects = c->has_objects;
+    res->effective_before = res->effective_after = mc_effective(c);
+    return 0;
+}
+
 int mode_change_cluster(struct db *db, struct kv *kv, const char *cluster_name,
                         enum cluster_mode forced, const char *reason, const struct mode_who *who,
                         struct mode_change_result *res)
@@ -449,24 +496,10 @@ int mode_change_cluster(struct db *db, struct kv *kv, const char *cluster_name,
         return -EINVAL;
     }
     mc_msg(what, sizeof(what), "cannot change cluster %s", cluster_name);
-    if (db_begin(db) < 0)
-        return mc_db_fail(db, res, what);
-    r = mc_lock_cluster(db, 0, cluster_name, &c);
-    if (r == -ENOENT) {
-        db_rollback(db);
-        res->outcome = MODE_NOT_FOUND;
-        mc_msg(res->message, sizeof(res->message),
-               "no cluster named %s (see `clusterctl status`)", cluster_name);
-        return -ENOENT;
-    }
+    r = mc_begin_cluster(db, cluster_name, what, &c, res);
     if (r < 0)
-        return mc_lock_fail(db, res, what, r);
-    res->cluster_id = c.id;
-    mc_copy(res->cluster_name, sizeof(res->cluster_name), c.name);
-    res->forced_from = c.forced;
+        return r;
     res->forced_to = forced;
-    res->cluster_has_objects = c.has_objects;
-    res->effective_before = res->effective_after = mc_effective(&c);
     if (c.forced == forced) {
         db_rollback(db);
         res->outcome = MODE_UNCHANGED;
@@ -475,8 +508,8 @@ int mode_change_cluster(struct db *db, struct kv *kv, const char *cluster_name,
                    "cluster %s is already rw (not forced lower; effective mode %s)", c.name,
                    cluster_mode_name(res->effective_before));
         else
-            mc_msg(res->message, sizeof(res->message), "cluster %s is already forced %s",
-                   c.name, cluster_mode_name(forced));
+            mc_msg(res->message, sizeof(res->message), "cluster %s is already forced %s", c.name,
+                   cluster_mode_name(forced));
         mc_cluster_release(&c);
         return 0;
     }
@@ -510,8 +543,7 @@ int mode_change_repair_finished(struct db *db, struct kv *kv, int64_t storage_id
         .to = success ? SMODE_RW : SMODE_DOWN,
         .actor = ACTOR_REPAIRD,
         .only_from = MODE_FROM(SMODE_REPAIR),
-        .reason = detail && *detail ? detail
-                                    : (success ? "recovery finished" : "recovery failed"),
+        .reason = detail && *detail ? detail : (success ? "recovery finished" : "recovery failed"),
         .who = {NULL, "repaird"},
     };
 
@@ -525,7 +557,7 @@ int mode_change_health_down(struct db *db, struct kv *kv, int64_t storage_id, co
         .storage_id = storage_id,
         .to = SMODE_DOWN,
         .actor = ACTOR_REPAIRD,
-        .only_from = MODE_FROM(SMODE_RW) | MODE_FROM(SMODE_RO),
+        .only_from = MODE_FROM(SMODE_RW) | MODE_FROM(SMODE_RO) | MODE_FROM(SMODE_SPARE),
         .reason = detail && *detail ? detail : "health checks failed",
         .who = {NULL, "repaird"},
     };
@@ -551,77 +583,59 @@ int mode_change_begin_repair(struct db *db, struct kv *kv, const char *storage_n
     return mode_change_storage(db, kv, &req, res);
 }
 
-/* One attempt of mode_change_remove_storage; -EAGAIN as in mc_storage_once. */
-static int mc_remove_storage_once(struct db *db, const char *name, bool force, const char *reason,
-                                  const struct mode_who *who, struct mode_change_result *res)
+/* Why m may not be removed (one line into res, outcome MODE_REFUSED), or 0; sets the warning
+ * of a forced removal. */
+static int mc_remove_storage_check(const struct mc_cluster *c, const struct mc_member *m,
+                                   bool force, struct mode_change_result *res)
 {
-    struct mc_cluster c = {0};
-    struct mc_member *m;
-    int64_t cluster_id;
-    char what[128], ids[24];
-    int r;
-
-    mc_msg(what, sizeof(what), "cannot remove %s", name);
-    r = mc_storage_cluster(db, name, 0, &cluster_id);
-    if (r == -ENOENT) {
-        mc_not_found_storage(res, name, 0);
-        return -ENOENT;
-    }
-    if (r < 0 || db_begin(db) < 0)
-        return mc_db_fail(db, res, what);
-    r = mc_lock_cluster(db, cluster_id, NULL, &c);
-    if (r == -ENOENT) {
-        db_rollback(db);
-        return -EAGAIN;
-    }
-    if (r < 0)
-        return mc_lock_fail(db, res, what, r);
-    m = mc_find_member(&c, 0, name);
-    if (!m) {
-        db_rollback(db);
-        mc_cluster_release(&c);
-        return -EAGAIN;
-    }
-    res->storage_id = m->id;
-    res->cluster_id = c.id;
-    mc_copy(res->storage_name, sizeof(res->storage_name), m->name);
-    mc_copy(res->cluster_name, sizeof(res->cluster_name), c.name);
-    res->from = res->to = m->mode;
-    res->forced_from = res->forced_to = c.forced;
-    res->cluster_has_objects = c.has_objects;
-    res->effective_before = mc_effective(&c);
     if (m->mode == SMODE_REPAIR) {
         res->outcome = MODE_REFUSED;
         mc_msg(res->message, sizeof(res->message),
                "%s is being repaired; abort the repair with `clusterctl mark-down %s` first",
                m->name, m->name);
-        db_rollback(db);
-        mc_cluster_release(&c);
         return -EPERM;
     }
-    if (c.has_objects && !force) {
+    if (c->has_objects && !force) {
         res->outcome = MODE_REFUSED;
         mc_msg(res->message, sizeof(res->message),
                "%s holds copies of the objects of cluster %s; removing it drops those copies "
                "(use --force to remove it anyway)",
-               m->name, c.name);
-        db_rollback(db);
-        mc_cluster_release(&c);
+               m->name, c->name);
         return -EPERM;
     }
-    if (c.has_objects)
+    if (c->has_objects)
         mc_msg(res->warning, sizeof(res->warning),
-               "the copies %s held of cluster %s's objects no longer count; its files "
-               "stay on its disk",
-               m->name, c.name);
+               "the copies %s held of cluster %s's objects no longer count; its files stay on "
+               "its disk",
+               m->name, c->name);
+    return 0;
+}
+
+/* One attempt of mode_change_remove_storage; -EAGAIN as in mc_storage_once. */
+static int mc_remove_storage_once(struct db *db, const char *name, bool force, const char *reason,
+                                  const struct mode_who *who, struct mode_change_result *res)
+{
+    struct mc_cluster c = {0};
+    struct mc_member *m = NULL;
+    char what[128], ids[24];
+    int r;
+
+    mc_msg(what, sizeof(what), "cannot remove %s", name);
+    r = mc_begin_storage(db, name, 0, what, &c, &m, res);
+    if (r < 0)
+        return r;
+    r = mc_remove_storage_check(&c, m, force, res);
+    if (r < 0) {
+        db_rollback(db);
+        mc_cluster_release(&c);
+        return r;
+    }
     snprintf(ids, sizeof(ids), "%" PRId64, m->id);
-    if (db_run(db, "DELETE FROM storages WHERE id = $1", 1, (const char *[]){ids}) < 0)
-        goto db_fail;
-    if (mc_history(db, "storage", m->id, m->name, storage_mode_name(m->mode), "removed", reason,
-                   who) < 0)
-        goto db_fail;
-    if (db_commit(db) < 0)
-        goto db_fail;
+    if (db_run(db, "DELETE FROM storages WHERE id = $1", 1, (const char *[]){ids}) < 0 ||
+        mc_history(db, "storage", m->id, m->name, storage_mode_name(m->mode), "removed", reason,
+                   who) < 0 ||
+        db_commit(db) < 0)
+        return mc_attempt_fail(db, &c, res, what);
     /* the effective mode without it */
     *m = c.members[c.n - 1];
     c.n--;
@@ -629,13 +643,6 @@ static int mc_remove_storage_once(struct db *db, const char *name, bool force, c
     res->outcome = MODE_CHANGED;
     mc_cluster_release(&c);
     return 0;
-db_fail:
-    mc_cluster_release(&c);
-    if (mc_retryable(db)) {
-        db_rollback(db);
-        return -EAGAIN;
-    }
-    return mc_db_fail(db, res, what);
 }
 
 int mode_change_remove_storage(struct db *db, struct kv *kv, const char *storage_name, bool force,
@@ -664,13 +671,51 @@ int mode_change_remove_storage(struct db *db, struct kv *kv, const char *storage
     return r;
 }
 
+/* Why cluster c may not be removed (one line into res, -EPERM), 0, or -EIO. */
+static int mc_remove_cluster_check(struct db *db, const struct mc_cluster *c,
+                                   struct mode_change_result *res)
+{
+    char ids[24], names[256] = "";
+    int64_t njobs = 0;
+
+    if (c->n > 0) {
+        for (size_t i = 0; i < c->n && strlen(names) < 200; i++)
+            snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? ", " : "",
+                     c->members[i].name);
+        mc_msg(res->message, sizeof(res->message),
+               "cluster %s still has %zu storage%s (%s%s); remove them first with "
+               "`clusterctl storage remove`",
+               c->name, c->n, c->n == 1 ? "" : "s", names, strlen(names) >= 200 ? ", ..." : "");
+        return -EPERM;
+    }
+    if (c->has_objects) {
+        mc_msg(res->message, sizeof(res->message),
+               "cluster %s still holds objects (also counted: objects of deleted buckets not yet "
+               "purged)",
+               c->name);
+        return -EPERM;
+    }
+    snprintf(ids, sizeof(ids), "%" PRId64, c->id);
+    if (db_query_int64(db,
+                       "SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')"
+                       " AND payload->>'cluster_id' = $1",
+                       1, (const char *[]){ids}, &njobs) < 0)
+        return -EIO;
+    if (njobs > 0) {
+        mc_msg(res->message, sizeof(res->message),
+               "%" PRId64 " background %s to cluster %s (see `clusterctl jobs`)", njobs,
+               njobs == 1 ? "job still refers" : "jobs still refer", c->name);
+        return -EPERM;
+    }
+    return 0;
+}
+
 int mode_change_remove_cluster(struct db *db, struct kv *kv, const char *cluster_name,
                                const char *reason, const struct mode_who *who,
                                struct mode_change_result *res)
 {
     struct mc_cluster c = {0};
-    char what[128], ids[24], names[256] = "";
-    int64_t njobs = 0;
+    char what[128], ids[24];
     int r;
 
     mc_result_init(res);
@@ -679,71 +724,27 @@ int mode_change_remove_cluster(struct db *db, struct kv *kv, const char *cluster
         return -EINVAL;
     }
     mc_msg(what, sizeof(what), "cannot remove cluster %s", cluster_name);
-    if (db_begin(db) < 0)
-        return mc_db_fail(db, res, what);
-    r = mc_lock_cluster(db, 0, cluster_name, &c);
-    if (r == -ENOENT) {
-        db_rollback(db);
-        res->outcome = MODE_NOT_FOUND;
-        mc_msg(res->message, sizeof(res->message),
-               "no cluster named %s (see `clusterctl status`)", cluster_name);
-        return -ENOENT;
-    }
+    r = mc_begin_cluster(db, cluster_name, what, &c, res);
     if (r < 0)
-        return mc_lock_fail(db, res, what, r);
-    res->cluster_id = c.id;
-    mc_copy(res->cluster_name, sizeof(res->cluster_name), c.name);
-    res->forced_from = res->forced_to = c.forced;
-    res->cluster_has_objects = c.has_objects;
-    res->effective_before = res->effective_after = mc_effective(&c);
-    res->outcome = MODE_REFUSED;
-    r = -EPERM;
-    if (c.n > 0) {
-        for (size_t i = 0; i < c.n && strlen(names) < 200; i++)
-            snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
-                     i ? ", " : "", c.members[i].name);
-        mc_msg(res->message, sizeof(res->message),
-               "cluster %s still has %zu storage%s (%s%s); remove them first with "
-               "`clusterctl storage remove`",
-               c.name, c.n, c.n == 1 ? "" : "s", names, strlen(names) >= 200 ? ", ..." : "");
-        goto rollback;
-    }
-    if (c.has_objects) {
-        mc_msg(res->message, sizeof(res->message),
-               "cluster %s still holds objects (also counted: objects of deleted buckets not yet "
-               "purged)",
-               c.name);
-        goto rollback;
+        return r;
+    r = mc_remove_cluster_check(db, &c, res);
+    if (r == -EPERM) {
+        res->outcome = MODE_REFUSED;
+        db_rollback(db);
+        mc_cluster_release(&c);
+        return r;
     }
     snprintf(ids, sizeof(ids), "%" PRId64, c.id);
-    if (db_query_int64(db,
-                       "SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')"
-                       " AND payload->>'cluster_id' = $1",
-                       1, (const char *[]){ids}, &njobs) < 0)
-        goto db_fail;
-    if (njobs > 0) {
-        mc_msg(res->message, sizeof(res->message),
-               "%" PRId64 " background job%s still refer to cluster %s (see `clusterctl jobs`)",
-               njobs, njobs == 1 ? "" : "s", c.name);
-        goto rollback;
+    if (r < 0 || db_run(db, "DELETE FROM clusters WHERE id = $1", 1, (const char *[]){ids}) < 0 ||
+        mc_history(db, "cluster", c.id, c.name, cluster_mode_name(c.forced), "removed", reason,
+                   who) < 0 ||
+        db_commit(db) < 0) {
+        mc_cluster_release(&c);
+        return mc_db_fail(db, res, what);
     }
-    if (db_run(db, "DELETE FROM clusters WHERE id = $1", 1, (const char *[]){ids}) < 0)
-        goto db_fail;
-    if (mc_history(db, "cluster", c.id, c.name, cluster_mode_name(c.forced), "removed", reason,
-                   who) < 0)
-        goto db_fail;
-    if (db_commit(db) < 0)
-        goto db_fail;
     res->outcome = MODE_CHANGED;
     mc_cluster_release(&c);
     log_debug("event=cluster_removed cluster=%s", res->cluster_name);
     mc_publish(kv, "cluster", res->cluster_id, res);
     return 0;
-rollback:
-    db_rollback(db);
-    mc_cluster_release(&c);
-    return r;
-db_fail:
-    mc_cluster_release(&c);
-    return mc_db_fail(db, res, what);
 }

@@ -1,6 +1,5 @@
-/* common/mode_change.h — applies mode and membership changes of storages and clusters to
- * PostgreSQL: one transaction each, row locks on the cluster and its storages, the decision
- * taken by modes.h, a mode_history row, then a best-effort notice on Redis ("stf:modes"). */
+/* common/mode_change.h — applies storage/cluster mode changes and removals: one transaction
+ * under row locks, decided by modes.h, recorded in mode_history, announced on "stf:modes". */
 #ifndef STF_MODE_CHANGE_H
 #define STF_MODE_CHANGE_H
 
@@ -40,7 +39,7 @@ struct mode_change_result {
     int64_t cluster_id;
     char storage_name[64];
     char cluster_name[64];
-    enum storage_mode from, to;             /* storage changes */
+    enum storage_mode from, to;               /* storage changes */
     enum cluster_mode forced_from, forced_to; /* cluster changes (CMODE_RW = not forced) */
     enum cluster_mode effective_before, effective_after; /* of the cluster concerned */
     bool cluster_has_objects;
@@ -95,8 +94,8 @@ int mode_change_cluster(struct db *db, struct kv *kv, const char *cluster_name,
 int mode_change_repair_finished(struct db *db, struct kv *kv, int64_t storage_id, bool success,
                                 const char *detail, struct mode_change_result *res);
 
-/* repaird's health checks: rw or ro -> down after failed checks (a storage already down is
- * MODE_UNCHANGED; one in another mode is left alone with -EPERM). */
+/* repaird's health checks: rw, ro or spare -> down after failed checks (a storage already
+ * down is MODE_UNCHANGED; one in repair is left alone with -EPERM: its recovery decides). */
 int mode_change_health_down(struct db *db, struct kv *kv, int64_t storage_id, const char *detail,
                             struct mode_change_result *res);
 

@@ -188,8 +188,8 @@ bool modes_force_risk(const char *storage_name, enum storage_mode from, enum sto
     return true;
 }
 
-enum cluster_mode modes_cluster_effective(enum cluster_mode forced, const enum storage_mode *members,
-                                          size_t n)
+enum cluster_mode modes_cluster_effective(enum cluster_mode forced,
+                                          const enum storage_mode *members, size_t n)
 {
     size_t nrw = 0, nreadable = 0;
     bool all_rw = true;

@@ -40,11 +40,11 @@ bool modes_force_risk(const char *storage_name, enum storage_mode from, enum sto
 /* The effective mode of a cluster (SPEC §4): forced is the operator's forced mode
  * (CMODE_RW when not forced); members are the modes of its n storages. A forced mode only
  * lowers the derived one (forced down is down even with readable members). */
-enum cluster_mode modes_cluster_effective(enum cluster_mode forced, const enum storage_mode *members,
-                                          size_t n);
+enum cluster_mode modes_cluster_effective(enum cluster_mode forced,
+                                          const enum storage_mode *members, size_t n);
 
-/* Whether a storage in mode m serves reads (rw, ro) / receives writes (rw, spare, repair? no:
- * rw and spare only; repair receives the copy from repaird, not client writes). */
+/* Whether a storage in mode m serves reads (rw, ro) / receives client writes (rw, spare; a
+ * storage in repair receives only repaird's copy). */
 bool storage_mode_readable(enum storage_mode m);
 bool storage_mode_writable(enum storage_mode m);
 

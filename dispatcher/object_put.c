@@ -29,6 +29,9 @@
 
 #define PUT_MAX_CLUSTERS 64
 #define PUT_MAX_TARGETS 64
+/* A refused upload's remaining body is read and dropped (MHD can answer only once the request
+ * is complete) up to this much; beyond it the connection is closed without an answer. */
+#define PUT_DISCARD_MAX ((uint64_t) 64 * 1024 * 1024)
 
 struct put_req {
     struct put_op *op;
@@ -45,6 +48,9 @@ struct put_req {
     bool body_done;
     bool committed;
     char md5_hex[33];
+    unsigned reject_status; /* refused while the body was arriving: answered at its end */
+    const char *reject_reason;
+    uint64_t discarded;
 };
 
 static void put_release(struct request *req, bool completed_ok)
@@ -199,6 +205,16 @@ static enum MHD_Result put_begin(struct request *req)
     return MHD_YES;
 }
 
+/* Stops storing; the rest of the body is dropped and status is the answer. */
+static void put_reject(struct put_req *p, unsigned status, const char *reason)
+{
+    if (p->reject_status)
+        return;
+    p->reject_status = status;
+    p->reject_reason = reason;
+    put_op_abort(p->op);
+}
+
 static enum MHD_Result put_body(struct request *req, struct put_req *p, const char *data,
                                 size_t *size)
 {
@@ -206,24 +222,25 @@ static enum MHD_Result put_body(struct request *req, struct put_req *p, const ch
     int r;
 
     *size = 0;
-    if (req->status)
-        return MHD_YES; /* already answered: discard */
+    if (p->reject_status) {
+        p->discarded += n;
+        return p->discarded > PUT_DISCARD_MAX ? MHD_NO : MHD_YES;
+    }
     if (p->received + n > req->srv->cfg->dispatcher.max_object_size) {
-        put_op_abort(p->op);
-        return respond_text(req, 413, "object is larger than max_object_size");
+        put_reject(p, 413, "object is larger than max_object_size");
+        return MHD_YES;
     }
     r = spool_write(p->sp, data, n);
     if (r < 0) {
-        put_op_abort(p->op);
-        return respond_errno(req, r == -ENOSPC ? -ENOSPC : -EIO,
-                             "cannot spool the upload");
+        put_reject(p, 503, "cannot spool the upload");
+        return MHD_YES;
     }
     md5_update(p->md5, data, n);
     p->received += n;
     put_op_data(p->op);
     if (put_op_state(p->op) == PUT_FAILED) {
         metrics_inc(MC_WRITES_UNAVAILABLE, 1);
-        return respond_text(req, 503, "no writable cluster could store the object");
+        put_reject(p, 503, "no writable cluster could store the object");
     }
     return MHD_YES;
 }
@@ -242,6 +259,8 @@ static enum MHD_Result put_finish(struct request *req, struct put_req *p)
     struct db *db;
     int r;
 
+    if (p->reject_status)
+        return respond_text(req, p->reject_status, p->reject_reason);
     if (!p->body_done) {
         p->body_done = true;
         md5_final(p->md5, digest);

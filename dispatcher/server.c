@@ -153,6 +153,7 @@ static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s)
     return (size_t) (w - s);
 }
 
+__attribute__((format(printf, 2, 0)))
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char line[512];
@@ -205,7 +206,7 @@ static int open_listener(const char *listen_addr, char *ret_addr, size_t ret_len
 
 int server_start(struct server *s)
 {
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     unsigned threads = s->cfg->dispatcher.threads ? s->cfg->dispatcher.threads : 1;
 
     s->listen_fd = open_listener(s->cfg->dispatcher.listen, s->addr, sizeof(s->addr));

@@ -140,7 +140,13 @@ static void route_completions(struct up_loop *loop)
             curl_easy_cleanup(easy);
             continue;
         }
-        x->task->ops->done(x->task, x, rc);
+        {
+            struct up_task *t = x->task;
+
+            up_task_ref(t); /* the callback may end the task */
+            t->ops->done(t, x, rc);
+            up_task_unref(t);
+        }
     }
 }
 
@@ -167,7 +173,9 @@ static void run_queues(struct up_loop *loop)
         if (loop->active)
             loop->active->prev_active = t;
         loop->active = t;
-        t->ops->start(t); /* the submit reference now belongs to the active list */
+        up_task_ref(t); /* the submit reference now belongs to the active list */
+        t->ops->start(t);
+        up_task_unref(t);
     }
     while (kick) {
         struct up_task *t = kick;

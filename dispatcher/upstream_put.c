@@ -1,7 +1,9 @@
 /* dispatcher/upstream_put.c — the write fan-out: per cluster attempt, one libcurl PUT per
  * writable storage reading the spool at its own offset (paused while it waits for client
  * bytes), MD5 verification of every copy, failover to the next cluster, and removal of the
- * copies an unsuccessful attempt left behind. */
+ * copies an unsuccessful attempt left behind: a copy that was confirmed is DELETEd at once; a
+ * copy whose fate is unknown (the whole body went out, no answer came) is recorded as a
+ * delete_files job for repaird, since an immediate DELETE could overtake storaged's rename. */
 #include "upstream_put.h"
 
 #include "janitor.h"
@@ -29,6 +31,7 @@ enum target_state { T_WAIT = 0, T_RUNNING, T_OK, T_FAILED };
 struct put_target {
     struct up_xfer x; /* first: routes completions */
     struct put_op *op;
+    size_t ci;        /* index of its cluster in op->clusters */
     CURL *easy;
     struct curl_slist *hdrs;
     char *uri;
@@ -36,7 +39,10 @@ struct put_target {
     int64_t storage_id;
     bool spare;
     bool paused;
-    uint64_t pos; /* bytes of the spool handed to curl */
+    bool draining; /* its attempt is over; it runs on only to learn whether it stored a copy */
+    bool stored;   /* answered 201: a file exists there (even with a wrong MD5) */
+    bool unknown;  /* ended without an answer after the whole body went out */
+    uint64_t pos;  /* bytes of the spool handed to curl */
     enum target_state st;
     long status;
     char etag[40];
@@ -45,6 +51,7 @@ struct put_target {
 
 struct put_cluster {
     int64_t id;
+    char internal_name[NAMES_INTERNAL_LEN + 1]; /* fresh for every attempt */
     struct put_target *targets;
     size_t n;
 };
@@ -66,7 +73,8 @@ struct put_op {
     /* loop thread (read by the MHD side only once the op has ended) */
     struct put_cluster *clusters;
     size_t nclusters, cap, cur;
-    char internal_name[NAMES_INTERNAL_LEN + 1];
+    size_t running;  /* easy handles in the multi */
+    bool finished;   /* the outcome is decided; the op ends when nothing runs any more */
     int64_t complete_at_ms;
     size_t failed_spares;
 };
@@ -76,10 +84,13 @@ static struct put_op *op_of(struct up_task *t)
     return (struct put_op *) t;
 }
 
+/* Removes the target's transfer from the loop (if any) and frees its request state. */
 static void target_release(struct put_op *op, struct put_target *t)
 {
-    if (t->easy)
+    if (t->easy) {
         up_remove(&op->task, t->easy);
+        op->running--;
+    }
     t->easy = NULL;
     curl_slist_free_all(t->hdrs);
     t->hdrs = NULL;
@@ -173,6 +184,7 @@ static size_t discard_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 
 static int target_start(struct put_op *op, struct put_target *t, int64_t infile_size)
 {
+    const char *name = op->clusters[t->ci].internal_name;
     size_t len = strlen(t->uri) + NAMES_INTERNAL_LEN + 2;
     char md5h[64];
 
@@ -180,7 +192,8 @@ static int target_start(struct put_op *op, struct put_target *t, int64_t infile_
     t->easy = curl_easy_init();
     if (!t->url || !t->easy)
         return -ENOMEM;
-    snprintf(t->url, len, "%s/%s", t->uri, op->internal_name);
+    op->running++; /* counted from here: target_release undoes it */
+    snprintf(t->url, len, "%s/%s", t->uri, name);
     t->hdrs = curl_slist_append(NULL, "Expect:");
     if (t->hdrs && op->content_md5) {
         snprintf(md5h, sizeof(md5h), "Content-MD5: %s", op->content_md5);
@@ -190,10 +203,6 @@ static int target_start(struct put_op *op, struct put_target *t, int64_t infile_
         return -ENOMEM;
     t->x.task = &op->task;
     t->op = op;
-    t->pos = 0;
-    t->paused = false;
-    t->status = 0;
-    t->etag[0] = t->err[0] = '\0';
     curl_easy_setopt(t->easy, CURLOPT_URL, t->url);
     curl_easy_setopt(t->easy, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(t->easy, CURLOPT_READFUNCTION, read_cb);
@@ -215,32 +224,55 @@ static int target_start(struct put_op *op, struct put_target *t, int64_t infile_
     return 0;
 }
 
-/* Whether a target may hold a visible copy that must be removed. */
-static bool target_may_hold_copy(const struct put_op *op, const struct put_target *t)
+/* Every body byte went to curl: storaged may have (or soon have) the whole file. */
+static bool body_sent(const struct put_op *op, const struct put_target *t)
 {
-    if (t->st == T_OK)
-        return true;
-    /* every byte was handed over but no answer came: storaged may have renamed it */
-    return t->status == 0 && spool_complete(op->sp) && t->pos >= spool_size(op->sp);
+    return spool_complete(op->sp) && t->pos >= spool_size(op->sp);
 }
 
-/* Stops the transfers of cluster c and hands the removal of its copies to the janitor. */
+/* A finished target of an attempt that did not win: remove what it may have stored. */
+static void target_cleanup(struct put_op *op, struct put_target *t, bool unknown)
+{
+    const struct put_cluster *c = &op->clusters[t->ci];
+    const char *uri = t->uri;
+    char payload[128];
+
+    if (t->stored) {
+        janitor_cleanup(op->janitor, c->id, c->internal_name, &uri, 1);
+    } else if (unknown) {
+        snprintf(payload, sizeof(payload),
+                 "{\"cluster_id\": %" PRId64 ", \"internal_name\": \"%s\"}", c->id,
+                 c->internal_name);
+        metrics_inc(MC_CLEANUPS_DEFERRED, 1);
+        janitor_job(op->janitor, "delete_files", payload);
+    }
+}
+
+/* The attempt on c is over without success. Transfers still sending the body are cut (a
+ * partial upload never becomes a file); those that sent it all run on (draining) until they
+ * answer; confirmed copies are removed now. */
 static void cluster_cleanup(struct put_op *op, struct put_cluster *c)
 {
-    const char *uris[c->n ? c->n : 1];
-    size_t n = 0;
-
     for (size_t i = 0; i < c->n; i++) {
         struct put_target *t = &c->targets[i];
 
-        if (target_may_hold_copy(op, t))
-            uris[n++] = t->uri;
-        target_release(op, t);
-        if (t->st == T_RUNNING)
+        if (t->st == T_RUNNING && !t->draining) {
+            if (body_sent(op, t)) {
+                t->draining = true;
+                continue;
+            }
+            target_release(op, t);
             t->st = T_FAILED;
+        }
+        if (t->st == T_OK || t->st == T_FAILED)
+            target_cleanup(op, t, t->unknown);
     }
-    if (n > 0)
-        janitor_cleanup(op->janitor, c->id, op->internal_name, uris, n);
+}
+
+static void maybe_end(struct put_op *op)
+{
+    if (op->finished && op->running == 0)
+        up_task_end(&op->task);
 }
 
 static void finish(struct put_op *op, enum put_state st)
@@ -249,7 +281,8 @@ static void finish(struct put_op *op, enum put_state st)
     op->state = st;
     wake_locked(op);
     pthread_mutex_unlock(&op->mu);
-    up_task_end(&op->task);
+    op->finished = true;
+    maybe_end(op);
 }
 
 static void attempt_next(struct put_op *op);
@@ -259,38 +292,38 @@ static void attempt_fail(struct put_op *op, const char *why)
     struct put_cluster *c = &op->clusters[op->cur];
 
     log_warn("event=put_attempt_failed cluster=%" PRId64 " internal=%s reason=\"%s\"", c->id,
-             op->internal_name, why);
+             c->internal_name, why);
     metrics_inc(MC_WRITE_ATTEMPTS_FAILED, 1);
     cluster_cleanup(op, c);
     op->cur++;
+    op->complete_at_ms = 0;
     attempt_next(op);
 }
 
 /* Starts the attempt on op->clusters[op->cur], moving on while one cannot even start. */
 static void attempt_next(struct put_op *op)
 {
+    struct put_cluster *c;
     int64_t infile;
 
     if (op->cur >= op->nclusters) {
         finish(op, PUT_FAILED);
         return;
     }
-    if (names_internal_new(op->internal_name) < 0) {
+    c = &op->clusters[op->cur];
+    if (names_internal_new(c->internal_name) < 0) {
         finish(op, PUT_FAILED);
         return;
     }
     /* a chunked body is sent chunked until it is complete; then its length is known */
     infile = spool_complete(op->sp) ? (int64_t) spool_size(op->sp) : op->expected;
-    for (size_t i = 0; i < op->clusters[op->cur].n; i++) {
-        struct put_target *t = &op->clusters[op->cur].targets[i];
+    for (size_t i = 0; i < c->n; i++) {
+        struct put_target *t = &c->targets[i];
 
         if (target_start(op, t, infile) < 0) {
             target_release(op, t);
             t->st = T_FAILED;
-            if (!t->spare) {
-                attempt_fail(op, "could not start a transfer");
-                return;
-            }
+            snprintf(t->err, sizeof(t->err), "could not start a transfer");
         }
     }
 }
@@ -303,13 +336,13 @@ static void evaluate(struct put_op *op)
     char md5[33];
     size_t spares_failed = 0;
 
+    if (op->finished)
+        return;
     pthread_mutex_lock(&op->mu);
     abort_req = op->abort_requested;
     md5_set = op->md5_set;
     memcpy(md5, op->md5, sizeof(md5));
     pthread_mutex_unlock(&op->mu);
-    if (!op->task.active)
-        return;
     if (abort_req) {
         if (op->cur < op->nclusters)
             cluster_cleanup(op, &op->clusters[op->cur]);
@@ -322,14 +355,15 @@ static void evaluate(struct put_op *op)
 
         if (t->st == T_OK && md5_set && strcmp(t->etag, md5) != 0) {
             log_warn("event=put_copy_mismatch storage=%" PRId64 " internal=%s etag=%s md5=%s",
-                     t->storage_id, op->internal_name, t->etag, md5);
+                     t->storage_id, c->internal_name, t->etag, md5);
             t->st = T_FAILED;
+            snprintf(t->err, sizeof(t->err), "its copy's MD5 %s is not the body's", t->etag);
         }
         if (t->st == T_FAILED && !t->spare) {
-            char why[160 + CURL_ERROR_SIZE];
+            char why[120 + CURL_ERROR_SIZE];
 
-            snprintf(why, sizeof(why), "storage %" PRId64 " failed: status %ld %s", t->storage_id,
-                     t->status, t->err[0] ? t->err : (t->status == 201 ? "etag mismatch" : ""));
+            snprintf(why, sizeof(why), "storage %" PRId64 ": status %ld %s", t->storage_id,
+                     t->status, t->err);
             attempt_fail(op, why);
             return;
         }
@@ -340,15 +374,20 @@ static void evaluate(struct put_op *op)
     }
     if (!all_done || !md5_set)
         return;
+    /* a spare's wrong copy is a file: it goes, and the repair job brings a good one */
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->targets[i].spare && c->targets[i].st == T_FAILED && c->targets[i].stored)
+            target_cleanup(op, &c->targets[i], false);
+    }
     op->failed_spares = spares_failed;
     pthread_mutex_lock(&op->mu);
-    if (op->abort_requested) {
-        pthread_mutex_unlock(&op->mu);
+    abort_req = op->abort_requested;
+    pthread_mutex_unlock(&op->mu);
+    if (abort_req) {
         cluster_cleanup(op, c);
         finish(op, PUT_ABORTED);
         return;
     }
-    pthread_mutex_unlock(&op->mu);
     if (op->cur > 0)
         metrics_inc(MC_CLUSTER_FALLBACKS, 1);
     finish(op, PUT_STORED);
@@ -356,16 +395,17 @@ static void evaluate(struct put_op *op)
 
 static void put_start(struct up_task *task)
 {
-    attempt_next(op_of(task));
-    if (op_of(task)->task.active)
-        evaluate(op_of(task));
+    struct put_op *op = op_of(task);
+
+    attempt_next(op);
+    evaluate(op);
 }
 
 static void put_kick(struct up_task *task)
 {
     struct put_op *op = op_of(task);
 
-    if (op->cur < op->nclusters) {
+    if (!op->finished && op->cur < op->nclusters) {
         struct put_cluster *c = &op->clusters[op->cur];
         uint64_t size = spool_size(op->sp);
         bool complete = spool_complete(op->sp);
@@ -389,7 +429,9 @@ static void put_done(struct up_task *task, void *xfer, CURLcode rc)
 
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
     target_release(op, t);
-    if (rc == CURLE_OK && t->status == 201) {
+    t->stored = rc == CURLE_OK && t->status == 201;
+    t->unknown = t->status == 0 && body_sent(op, t);
+    if (t->stored) {
         t->st = T_OK;
     } else {
         t->st = T_FAILED;
@@ -398,44 +440,64 @@ static void put_done(struct up_task *task, void *xfer, CURLcode rc)
         log_info("event=put_copy_failed storage=%" PRId64 " spare=%d status=%ld error=\"%s\"",
                  t->storage_id, t->spare, t->status, t->err);
     }
+    if (t->draining) { /* its attempt is over: only what it left behind matters */
+        target_cleanup(op, t, t->unknown);
+        maybe_end(op);
+        return;
+    }
     evaluate(op);
+    maybe_end(op);
+}
+
+/* Ends every transfer still running. A draining one's possible copy is recorded for repaird
+ * now; the current attempt's are judged by evaluate()/cluster_cleanup() (t->unknown). */
+static void cut_all(struct put_op *op, const char *why)
+{
+    for (size_t ci = 0; ci < op->nclusters; ci++) {
+        struct put_cluster *c = &op->clusters[ci];
+
+        for (size_t i = 0; i < c->n; i++) {
+            struct put_target *t = &c->targets[i];
+
+            if (t->st != T_RUNNING)
+                continue;
+            t->unknown = body_sent(op, t);
+            target_release(op, t);
+            t->st = T_FAILED;
+            snprintf(t->err, sizeof(t->err), "%s", why);
+            if (t->draining)
+                target_cleanup(op, t, t->unknown);
+        }
+    }
 }
 
 static void put_tick(struct up_task *task, int64_t now)
 {
     struct put_op *op = op_of(task);
-    struct put_cluster *c;
 
-    if (!spool_complete(op->sp) || op->cur >= op->nclusters)
+    if (!spool_complete(op->sp))
         return;
     if (op->complete_at_ms == 0)
         op->complete_at_ms = now;
     if (now - op->complete_at_ms < PUT_FINISH_TIMEOUT_MS)
         return;
-    c = &op->clusters[op->cur];
-    for (size_t i = 0; i < c->n; i++) {
-        struct put_target *t = &c->targets[i];
-
-        if (t->st == T_RUNNING) {
-            target_release(op, t);
-            t->st = T_FAILED;
-            snprintf(t->err, sizeof(t->err), "no answer %d ms after the body",
-                     PUT_FINISH_TIMEOUT_MS);
-        }
-    }
-    op->complete_at_ms = now; /* the next attempt gets its own time */
+    op->complete_at_ms = now; /* a next attempt gets its own time */
+    cut_all(op, "no answer in time after the whole body was sent");
     evaluate(op);
+    maybe_end(op);
 }
 
 static void put_abort_loop(struct up_task *task)
 {
     struct put_op *op = op_of(task);
 
-    if (!task->active)
-        return;
-    if (op->cur < op->nclusters)
-        cluster_cleanup(op, &op->clusters[op->cur]);
-    finish(op, PUT_ABORTED);
+    cut_all(op, "dispatcher shutting down");
+    if (!op->finished) {
+        if (op->cur < op->nclusters)
+            cluster_cleanup(op, &op->clusters[op->cur]);
+        finish(op, PUT_ABORTED);
+    }
+    maybe_end(op);
 }
 
 static const struct up_task_ops put_ops = {
@@ -500,6 +562,7 @@ int put_op_add_cluster(struct put_op *op, int64_t cluster_id, const struct topo_
         pt->uri = strdup(t[i]->uri);
         if (!pt->uri)
             return -ENOMEM;
+        pt->ci = op->nclusters - 1;
         pt->storage_id = t[i]->id;
         pt->spare = spare[i];
         c->n++;
@@ -555,7 +618,8 @@ void put_op_result(struct put_op *op, int64_t *ret_cluster_id,
 {
     pthread_mutex_lock(&op->mu);
     *ret_cluster_id = op->cur < op->nclusters ? op->clusters[op->cur].id : 0;
-    memcpy(ret_internal_name, op->internal_name, NAMES_INTERNAL_LEN + 1);
+    memcpy(ret_internal_name, op->cur < op->nclusters ? op->clusters[op->cur].internal_name : "",
+           op->cur < op->nclusters ? NAMES_INTERNAL_LEN + 1 : 1);
     *ret_failed_spares = op->failed_spares;
     *ret_attempt = (unsigned) op->cur;
     pthread_mutex_unlock(&op->mu);

@@ -77,8 +77,8 @@ static void health_mark_down(struct health *h, const struct storage_info *s, uns
     r = mode_change_storage(h->db, h->kv, &req, &res);
     if (r == 0 && res.outcome == MODE_CHANGED)
         log_warn("event=storage_marked_down storage=%s cluster=%s fails=%u cluster_mode=%s "
-                 "err=\"%s\"", s->name, res.cluster_name, fails,
-                 cluster_mode_name(res.effective_after), err);
+                 "err=\"%s\"",
+                 s->name, res.cluster_name, fails, cluster_mode_name(res.effective_after), err);
     else if (r == 0)
         log_info("event=storage_already_down storage=%s", s->name);
     else
@@ -107,8 +107,8 @@ static int health_counts_follow(struct health *h, const struct storage_list *l)
     return 0;
 }
 
-static void health_result(struct health *h, const struct storage_info *s,
-                          struct health_count *c, const struct http_req *req)
+static void health_result(struct health *h, const struct storage_info *s, struct health_count *c,
+                          const struct http_req *req)
 {
     unsigned down_after = h->cfg->repaird.down_after;
     char err[200];
@@ -125,11 +125,11 @@ static void health_result(struct health *h, const struct storage_info *s,
         snprintf(err, sizeof(err), "GET /_health answered %ld", req->info.status);
     c->fails++;
     if (c->fails == 1 || (down_after == 0 && c->fails % HEALTH_QUIET_EVERY == 0))
-        log_warn("event=health_check_failed storage=%s fails=%u down_after=%u err=\"%s\"",
-                 s->name, c->fails, down_after, err);
+        log_warn("event=health_check_failed storage=%s fails=%u down_after=%u err=\"%s\"", s->name,
+                 c->fails, down_after, err);
     else
-        log_info("event=health_check_failed storage=%s fails=%u down_after=%u err=\"%s\"",
-                 s->name, c->fails, down_after, err);
+        log_info("event=health_check_failed storage=%s fails=%u down_after=%u err=\"%s\"", s->name,
+                 c->fails, down_after, err);
     if (down_after > 0 && c->fails >= down_after) {
         health_mark_down(h, s, c->fails, err);
         c->fails = 0;
@@ -140,14 +140,15 @@ static void health_round(struct health *h)
 {
     struct storage_list l = {0};
     struct http_req *reqs = NULL;
-    char (*urls)[HEALTH_URL_MAX] = NULL;
+    char(*urls)[HEALTH_URL_MAX] = NULL;
     size_t *which = NULL, n = 0;
     unsigned timeout = health_timeout_ms(h);
 
     if (storage_list_load(h->db, -1, &l) < 0) {
         if (!h->db_away)
             log_warn("event=health_db_error err=\"%s\" note=\"checks resume when PostgreSQL "
-                     "answers\"", db_error(h->db));
+                     "answers\"",
+                     db_error(h->db));
         h->db_away = true;
         return;
     }
@@ -160,10 +161,12 @@ static void health_round(struct health *h)
     if (!reqs || !urls || !which)
         goto out;
     for (size_t i = 0; i < l.n; i++) {
-        if (!health_checked(l.v[i].mode) || storage_url(&l.v[i], "_health", urls[n],
-                                                        HEALTH_URL_MAX) < 0)
+        if (!health_checked(l.v[i].mode) ||
+            storage_url(&l.v[i], "_health", urls[n], HEALTH_URL_MAX) < 0)
             continue;
-        reqs[n] = (struct http_req){.method = HTTP_GET, .url = urls[n], .timeout_ms = timeout,
+        reqs[n] = (struct http_req){.method = HTTP_GET,
+                                    .url = urls[n],
+                                    .timeout_ms = timeout,
                                     .connect_timeout_ms = timeout};
         which[n++] = i;
     }

@@ -33,14 +33,18 @@ struct job_ctx {
     unsigned workers;          /* how many workers share the throttle */
 };
 
+#define JOB_LEASE_MAX 160
+
 struct job {
     int64_t id;
+    char lease[JOB_LEASE_MAX]; /* jobs.locked_by of this claim: "<holder id>#<claim number>" */
     char kind[32];
-    char *payload;  /* jobs.payload as JSON text; owned by the queue (job_save_payload replaces it) */
-    int attempts;   /* failed or interrupted runs before this one, plus this one */
-    char error[512];             /* one line, set with job_error() for every result but DONE */
+    char
+        *payload; /* jobs.payload as JSON text; owned by the queue (job_save_payload replaces it) */
+    int attempts; /* failed or interrupted runs before this one, plus this one */
+    char error[512]; /* one line, set with job_error() for every result but DONE */
     struct job_ctx *ctx;
-    uint64_t lease_renewed_ms;   /* monotonic time of the last claim or renewal */
+    uint64_t lease_renewed_ms; /* monotonic time of the last claim or renewal */
 };
 
 struct job_kind {

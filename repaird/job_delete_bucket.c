@@ -63,8 +63,8 @@ static enum job_result delete_bucket_run(struct job *job)
         return JOB_FAIL;
     }
     snprintf(ids, sizeof(ids), "%" PRId64, bucket_id);
-    res = db_exec(db, "SELECT deleted_at IS NOT NULL FROM buckets WHERE id = $1::bigint", 1,
-                  params);
+    res =
+        db_exec(db, "SELECT deleted_at IS NOT NULL FROM buckets WHERE id = $1::bigint", 1, params);
     if (!res) {
         job_error(job, "cannot read bucket %s: %s", ids, db_error(db));
         return JOB_RETRY;
@@ -108,8 +108,8 @@ static enum job_result delete_bucket_run(struct job *job)
     n = PQntuples(res);
     PQclear(res);
     if (n != 1) {
-        job_error(job, "bucket %s still has objects (being written?) after purging %" PRId64,
-                  ids, total);
+        job_error(job, "bucket %s still has objects (being written?) after purging %" PRId64, ids,
+                  total);
         return JOB_RETRY;
     }
     log_info("event=bucket_purged bucket_id=%s objects=%" PRId64, ids, total);

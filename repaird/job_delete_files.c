@@ -124,8 +124,8 @@ static enum job_result delete_files_run(struct job *job)
         }
         if (storage_url(&l.v[k], name, urls[nreq], DELETE_URL_MAX) < 0)
             continue;
-        reqs[nreq] = (struct http_req){.method = HTTP_DELETE, .url = urls[nreq],
-                                       .timeout_ms = DELETE_TIMEOUT_MS};
+        reqs[nreq] = (struct http_req){
+            .method = HTTP_DELETE, .url = urls[nreq], .timeout_ms = DELETE_TIMEOUT_MS};
         which[nreq++] = k;
     }
     if (nreq > 0 && http_multi_run(reqs, nreq, DELETE_TIMEOUT_MS + 1000) < 0) {

@@ -17,15 +17,15 @@ struct db;
 struct kv;
 
 struct jq_opts {
-    uint64_t lease_ms;         /* a claim holds the job this long unless renewed (60 s) */
-    uint64_t retry_base_ms;    /* first retry delay; doubles per failed attempt (2 s) */
-    uint64_t retry_max_ms;     /* longest retry or wait delay (10 min) */
-    unsigned max_attempts;     /* failed runs before a job is 'failed' (10) */
+    uint64_t lease_ms;          /* a claim holds the job this long unless renewed (60 s) */
+    uint64_t retry_base_ms;     /* first retry delay; doubles per failed attempt (2 s) */
+    uint64_t retry_max_ms;      /* longest retry or wait delay (10 min) */
+    unsigned max_attempts;      /* failed runs before a job is 'failed' (10) */
     uint64_t sweep_interval_ms; /* how often jq_sweep runs (2 s) */
-    uint64_t stale_ms;         /* re-announce a due pending job untouched this long, when the
-                                * stream has nothing unread (10 s) */
-    uint64_t stale_max_ms;     /* ... and whatever the stream holds (5 min) */
-    uint64_t done_keep_ms;     /* 'done' rows are deleted after this long (1 day) */
+    uint64_t stale_ms;          /* re-announce a due pending job untouched this long, when the
+                                 * stream has nothing unread (10 s) */
+    uint64_t stale_max_ms;      /* ... and whatever the stream holds (5 min) */
+    uint64_t done_keep_ms;      /* 'done' rows are deleted after this long (1 day) */
 };
 
 /* Shared by every thread of the process. */
@@ -33,6 +33,7 @@ struct jq_shared {
     struct jq_opts opts;
     char owner[LEASE_OWNER_MAX]; /* this process's lease holder id and Redis consumer name */
     atomic_bool reannounce_all;  /* the group was (re)created: announce every due job */
+    atomic_uint claims;          /* numbers the claims, so each lease token is unique */
 };
 
 /* The defaults above, overridden by the environment (see repaird/main.c):

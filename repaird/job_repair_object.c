@@ -112,8 +112,8 @@ static int repair_check_copy(const struct xfer_opts *xo, const struct repair_obj
         return 0;
     }
     if (res.content_length >= 0 && (uint64_t) res.content_length != o->size) {
-        snprintf(c->why, sizeof(c->why), "size %" PRId64 ", expected %" PRIu64,
-                 res.content_length, o->size);
+        snprintf(c->why, sizeof(c->why), "size %" PRId64 ", expected %" PRIu64, res.content_length,
+                 o->size);
         return 0;
     }
     r = xfer_fetch(xo, c->url, o->size, fd, &res);
@@ -155,8 +155,7 @@ static int repair_write_copy(const struct xfer_opts *xo, const struct repair_obj
         return 0;
     }
     if (res.etag[0] && strcasecmp(res.etag, o->etag) != 0) {
-        snprintf(c->why, sizeof(c->why), "write answered etag %s, expected %s", res.etag,
-                 o->etag);
+        snprintf(c->why, sizeof(c->why), "write answered etag %s, expected %s", res.etag, o->etag);
         return 0;
     }
     c->fixed = true;
@@ -172,7 +171,8 @@ static void repair_undo(const struct repair_object *o, struct repair_copy *copie
             (void) http_delete(copies[i].url, 10000, NULL);
     }
     log_info("event=repair_undone object_id=%s name=%s note=\"object deleted or replaced "
-             "meanwhile\"", o->ids, o->name);
+             "meanwhile\"",
+             o->ids, o->name);
 }
 
 static void repair_summary(struct buf *b, const struct repair_copy *copies, size_t n,
@@ -187,8 +187,10 @@ static void repair_summary(struct buf *b, const struct repair_copy *copies, size
 static enum job_result repair_run_copies(struct job *job, const struct repair_object *o,
                                          struct repair_copy *copies, size_t n)
 {
-    struct xfer_opts xo = {.throttle = job->ctx->throttle, .sharers = job->ctx->workers,
-                           .tick = repair_tick, .tick_arg = job};
+    struct xfer_opts xo = {.throttle = job->ctx->throttle,
+                           .sharers = job->ctx->workers,
+                           .tick = repair_tick,
+                           .tick_arg = job};
     size_t bad = 0, away = 0, unfixed = 0;
     bool have_good = false;
     enum job_result res = JOB_RETRY;

@@ -104,7 +104,8 @@ static int lease_owner_parse(const char *s, struct lease_owner_parts *ret)
     size_t n;
     char tail[96];
 
-    if (!c || (n = (size_t) (c - s)) == 0 || n >= sizeof(ret->host) || strlen(c + 1) >= sizeof(tail))
+    if (!c || (n = (size_t) (c - s)) == 0 || n >= sizeof(ret->host) ||
+        strlen(c + 1) >= sizeof(tail))
         return -EINVAL;
     memcpy(ret->host, s, n);
     ret->host[n] = '\0';

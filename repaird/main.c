@@ -71,12 +71,11 @@ int main(int argc, char **argv)
         goto out;
     }
     log_info("event=start version=%s owner=%s workers=%u health_interval_ms=%" PRIu64
-             " down_after=%u max_bytes_per_sec=%" PRIu64 " lease_ms=%" PRIu64
-             " max_attempts=%u", STF_VERSION, shared->owner, cfg.repaird.workers,
-             cfg.repaird.health_interval_ms, cfg.repaird.down_after,
-             cfg.repaird.max_bytes_per_sec, opts.lease_ms, opts.max_attempts);
-    if (workers_start(&cfg, shared, throttle, &workers) < 0 ||
-        health_start(&cfg, &health) < 0) {
+             " down_after=%u max_bytes_per_sec=%" PRIu64 " lease_ms=%" PRIu64 " max_attempts=%u",
+             STF_VERSION, shared->owner, cfg.repaird.workers, cfg.repaird.health_interval_ms,
+             cfg.repaird.down_after, cfg.repaird.max_bytes_per_sec, opts.lease_ms,
+             opts.max_attempts);
+    if (workers_start(&cfg, shared, throttle, &workers) < 0 || health_start(&cfg, &health) < 0) {
         log_error("event=start_failed err=\"cannot start threads\"");
         stopflag_raise();
         goto stop;

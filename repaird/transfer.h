@@ -19,13 +19,13 @@ struct xfer_opts {
 };
 
 struct xfer_result {
-    long status;       /* HTTP status, 0 when none arrived */
-    int err;           /* 0, or -errno of the transport / the tick / the spool file */
-    uint64_t bytes;    /* body bytes moved */
+    long status;            /* HTTP status, 0 when none arrived */
+    int err;                /* 0, or -errno of the transport / the tick / the spool file */
+    uint64_t bytes;         /* body bytes moved */
     int64_t content_length; /* of the response (HEAD/GET), -1 when absent */
-    char md5[33];      /* lower-case hex MD5 of the bytes received (fetch) */
-    char etag[130];    /* the ETag answered, quotes removed */
-    char errmsg[200];  /* one line when err != 0 or the status is not 2xx */
+    char md5[33];           /* lower-case hex MD5 of the bytes received (fetch) */
+    char etag[130];         /* the ETag answered, quotes removed */
+    char errmsg[200];       /* one line when err != 0 or the status is not 2xx */
 };
 
 /* HEAD url. Returns the status (> 0) or -errno; fills res. */

@@ -70,7 +70,8 @@ static void worker_note_redis(struct workers *p, bool away, struct kv *kv)
         return;
     if (away)
         log_warn("event=redis_unreachable err=\"%s\" note=\"jobs are taken from PostgreSQL "
-                 "until the stream works again\"", kv_error(kv));
+                 "until the stream works again\"",
+                 kv_error(kv));
     else
         log_info("event=redis_back");
 }
@@ -134,8 +135,8 @@ static void worker_run_job(struct job_ctx *ctx, struct job *job)
 static void worker_loop(struct worker *w, struct db *db, struct kv *kv, struct jq *q)
 {
     struct workers *p = w->pool;
-    struct job_ctx ctx = {.db = db, .kv = kv, .jq = q, .throttle = p->throttle,
-                          .workers = p->cfg->repaird.workers};
+    struct job_ctx ctx = {
+        .db = db, .kv = kv, .jq = q, .throttle = p->throttle, .workers = p->cfg->repaird.workers};
     char entry[64];
     struct job job;
     int64_t id;

@@ -110,8 +110,7 @@ static int store_count_leaf(int bb_fd, const char *aa, const char *bb, uint64_t 
             struct stat st;
 
             if (de->d_type != DT_UNKNOWN ||
-                fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                !S_ISREG(st.st_mode))
+                fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
                 continue;
         }
         memcpy(rel, aa, 2); /* n <= BLOB_NAME_MAX: "aa/bb/<name>" fits */
@@ -160,8 +159,7 @@ static int store_count(struct blob_store *s, uint64_t *ret)
         while ((b = readdir(aa_dir))) {
             if (!is_hex2(b->d_name))
                 continue;
-            fd = openat(dirfd(aa_dir), b->d_name,
-                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            fd = openat(dirfd(aa_dir), b->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (fd < 0)
                 continue;
             r = store_count_leaf(fd, a->d_name, b->d_name, &count);
@@ -180,8 +178,8 @@ out:
     return r;
 }
 
-int blob_store_open(const char *root, bool fsync, struct blob_store **ret, unsigned *ret_tmp_removed,
-                    uint64_t *ret_files, char *err, size_t errlen)
+int blob_store_open(const char *root, bool fsync, struct blob_store **ret,
+                    unsigned *ret_tmp_removed, uint64_t *ret_files, char *err, size_t errlen)
 {
     struct blob_store *s;
     uint64_t files = 0;
@@ -217,8 +215,8 @@ int blob_store_open(const char *root, bool fsync, struct blob_store **ret, unsig
     }
     if (created && fsync && fsync_dir_at(s->root_fd, ".") < 0)
         log_warn("event=fsync_failed dir=%s error=\"%s\"", root, strerror(errno));
-    s->tmp_fd = openat(s->root_fd, BLOB_STORE_TMP_DIR,
-                       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    s->tmp_fd =
+        openat(s->root_fd, BLOB_STORE_TMP_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (s->tmp_fd < 0) {
         r = -errno;
         snprintf(err, errlen, "cannot open %s/%s: %s", root, BLOB_STORE_TMP_DIR, strerror(errno));
@@ -340,24 +338,24 @@ void blob_tmp_discard(struct blob_store *s, struct blob_tmp *t)
     close(t->fd);
     t->fd = -1;
     if (unlinkat(s->tmp_fd, t->name, 0) < 0 && errno != ENOENT)
-        log_warn("event=tmp_unlink_failed file=%s/%s/%s error=\"%s\"", s->root,
-                 BLOB_STORE_TMP_DIR, t->name, strerror(errno));
+        log_warn("event=tmp_unlink_failed file=%s/%s/%s error=\"%s\"", s->root, BLOB_STORE_TMP_DIR,
+                 t->name, strerror(errno));
 }
 
 /* Creates ROOT/aa and ROOT/aa/bb when missing. The parent is fsync'd even when another
  * request created the directory first: its entry must be durable before our 201. */
-static int store_make_fanout(struct blob_store *s, const char *fanout)
+static int store_make_fanout(struct blob_store *s, const char *fanout, bool sync)
 {
     char aa[3] = {fanout[0], fanout[1], '\0'};
     int r;
 
     if (mkdirat(s->root_fd, aa, 0755) < 0 && errno != EEXIST)
         return -errno;
-    if (s->fsync && (r = fsync_dir_at(s->root_fd, ".")) < 0)
+    if (sync && (r = fsync_dir_at(s->root_fd, ".")) < 0)
         return r;
     if (mkdirat(s->root_fd, fanout, 0755) < 0 && errno != EEXIST)
         return -errno;
-    if (s->fsync && (r = fsync_dir_at(s->root_fd, aa)) < 0)
+    if (sync && (r = fsync_dir_at(s->root_fd, aa)) < 0)
         return r;
     return 0;
 }
@@ -394,7 +392,21 @@ out:
 
 int blob_tmp_commit(struct blob_store *s, struct blob_tmp *t, const char *name, size_t len)
 {
+    return blob_tmp_commit_flags(s, t, name, len, 0);
+}
+
+int blob_store_sync(struct blob_store *s)
+{
+    if (s->fsync && syncfs(s->root_fd) < 0)
+        return -errno;
+    return 0;
+}
+
+int blob_tmp_commit_flags(struct blob_store *s, struct blob_tmp *t, const char *name, size_t len,
+                          unsigned flags)
+{
     char rel[BLOB_REL_MAX], fanout[BLOB_FANOUT_LEN];
+    bool sync = s->fsync && !(flags & BLOB_COMMIT_NOSYNC);
     int fd = t->fd, r;
 
     r = blob_rel_path(name, len, rel);
@@ -402,7 +414,7 @@ int blob_tmp_commit(struct blob_store *s, struct blob_tmp *t, const char *name, 
         goto fail;
     memcpy(fanout, rel, 5);
     fanout[5] = '\0';
-    if (s->fsync && fsync(fd) < 0) {
+    if (sync && fsync(fd) < 0) {
         r = -errno;
         goto fail;
     }
@@ -415,7 +427,7 @@ int blob_tmp_commit(struct blob_store *s, struct blob_tmp *t, const char *name, 
     t->fd = -1;
     r = store_rename(s, t, rel, fanout);
     if (r == -ENOENT) { /* first blob of this fan-out directory */
-        r = store_make_fanout(s, fanout);
+        r = store_make_fanout(s, fanout, sync);
         if (r == 0)
             r = store_rename(s, t, rel, fanout);
     }
@@ -423,7 +435,7 @@ int blob_tmp_commit(struct blob_store *s, struct blob_tmp *t, const char *name, 
         unlinkat(s->tmp_fd, t->name, 0);
         return r;
     }
-    if (s->fsync)
+    if (sync)
         return fsync_dir_at(s->root_fd, fanout);
     return 0;
 fail:

@@ -23,8 +23,8 @@ struct blob_tmp {
  * every temp file left there (*ret_tmp_removed), then counts the blobs under the fan-out
  * directories (*ret_files). fsync = the storaged.fsync setting. *ret is freed with
  * blob_store_free. Returns 0 or -errno, with a one-line reason in err. */
-int blob_store_open(const char *root, bool fsync, struct blob_store **ret, unsigned *ret_tmp_removed,
-                    uint64_t *ret_files, char *err, size_t errlen);
+int blob_store_open(const char *root, bool fsync, struct blob_store **ret,
+                    unsigned *ret_tmp_removed, uint64_t *ret_files, char *err, size_t errlen);
 void blob_store_free(struct blob_store *s);
 
 const char *blob_store_root(const struct blob_store *s);
@@ -49,6 +49,16 @@ void blob_tmp_discard(struct blob_store *s, struct blob_tmp *t);
  * skipped when the store was opened with fsync off. Replaces an existing blob atomically.
  * The temp file is consumed in every case. Returns 0 or -errno. */
 int blob_tmp_commit(struct blob_store *s, struct blob_tmp *t, const char *name, size_t len);
+
+/* blob_tmp_commit with flags. BLOB_COMMIT_NOSYNC skips every fsync (file, new fan-out
+ * directories, directory entry): for the whole-disk copy, which makes a batch durable at once
+ * with blob_store_sync() before it records its progress. */
+#define BLOB_COMMIT_NOSYNC 1u
+int blob_tmp_commit_flags(struct blob_store *s, struct blob_tmp *t, const char *name, size_t len,
+                          unsigned flags);
+/* syncfs(2) of the root's file system (nothing when the store was opened with fsync off).
+ * Returns 0 or -errno. */
+int blob_store_sync(struct blob_store *s);
 
 /* Removes a blob and fsyncs its directory. Returns 0, -ENOENT, or -errno. */
 int blob_store_delete(struct blob_store *s, const char *name, size_t len);

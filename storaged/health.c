@@ -28,8 +28,10 @@ static const char *health_problem(struct blob_store *store, char *buf, size_t le
         return buf;
     }
     if (by_path.st_dev != by_fd.st_dev || by_path.st_ino != by_fd.st_ino) {
-        snprintf(buf, len, "root %s is no longer the directory storaged opened (unmounted or "
-                           "replaced?); restart storaged", root);
+        snprintf(buf, len,
+                 "root %s is no longer the directory storaged opened (unmounted or "
+                 "replaced?); restart storaged",
+                 root);
         return buf;
     }
     if (marker_check(fd, NULL, buf, len) < 0)

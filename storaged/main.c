@@ -165,8 +165,9 @@ int main(int argc, char **argv)
     if (threads == 0) {
         ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         /* At least two, so that one thread blocked in fsync does not stall every client. */
-        threads = ncpu < 2 ? 2 : ncpu > STORAGED_THREADS_MAX ? STORAGED_THREADS_MAX
-                                                             : (unsigned) ncpu;
+        threads = ncpu < 2                      ? 2
+                  : ncpu > STORAGED_THREADS_MAX ? STORAGED_THREADS_MAX
+                                                : (unsigned) ncpu;
     }
     if (args.init) {
         r = marker_init(cfg.storaged.root, &created, reason, sizeof(reason));
@@ -178,8 +179,8 @@ int main(int argc, char **argv)
     r = check_root(cfg.storaged.root, id, reason, sizeof(reason));
     if (r < 0)
         goto refused;
-    r = blob_store_open(cfg.storaged.root, cfg.storaged.fsync, &store, &tmp_removed, &files,
-                        reason, sizeof(reason));
+    r = blob_store_open(cfg.storaged.root, cfg.storaged.fsync, &store, &tmp_removed, &files, reason,
+                        sizeof(reason));
     if (r < 0)
         goto refused;
     log_info("event=start version=%s root=%s storage_id=%s files=%" PRIu64

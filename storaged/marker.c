@@ -68,8 +68,9 @@ int marker_check(int root_fd, char ret_id[MARKER_ID_LEN + 1], char *reason, size
     if (fd < 0) {
         r = -errno;
         if (r == -ENOENT)
-            snprintf(reason, len, "no storage marker %s (not an initialised storage root, or "
-                                  "the disk is not mounted); start once with --init",
+            snprintf(reason, len,
+                     "no storage marker %s (not an initialised storage root, or "
+                     "the disk is not mounted); start once with --init",
                      MARKER_FILE);
         else
             snprintf(reason, len, "cannot open the storage marker %s: %s", MARKER_FILE,

@@ -30,8 +30,8 @@ struct sd_method_ops {
 };
 
 struct sd_endpoint {
-    const char *name;                            /* for the logs, e.g. "blob", "stats" */
-    struct sd_method_ops ops[SD_METHOD_COUNT];   /* .end == NULL: method not allowed */
+    const char *name;                          /* for the logs, e.g. "blob", "stats" */
+    struct sd_method_ops ops[SD_METHOD_COUNT]; /* .end == NULL: method not allowed */
 };
 
 /* One HTTP request. Allocated when its request line arrives, freed when MHD reports it
@@ -43,8 +43,8 @@ struct sd_request {
     const struct sd_endpoint *ep; /* NULL until routed */
     enum sd_method method;
     const char *method_name; /* static; NULL for a method storaged does not know */
-    const char *url;   /* decoded path as MHD gives it; valid for the request's lifetime */
-    const char *name;  /* the blob name inside url (blob endpoint only) */
+    const char *url;         /* decoded path as MHD gives it; valid for the request's lifetime */
+    const char *name;        /* the blob name inside url (blob endpoint only) */
     size_t name_len;
     const char *raw_refusal; /* why the raw request target is refused, or NULL (static) */
     size_t raw_len;          /* strlen of the raw request target as received */

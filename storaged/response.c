@@ -15,8 +15,7 @@ enum MHD_Result sd_reply(struct sd_request *rq, unsigned status, struct MHD_Resp
     enum MHD_Result r;
 
     if (!resp) {
-        log_error("event=reply_failed url=%s status=%u reason=\"out of memory\"", rq->url,
-                  status);
+        log_error("event=reply_failed url=%s status=%u reason=\"out of memory\"", rq->url, status);
         return MHD_NO;
     }
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");

@@ -4,11 +4,13 @@
 
 #include "blob_path.h"
 #include "handlers.h"
+#include "rsync_endpoints.h"
 
 #include <stdbool.h>
 #include <string.h>
 
 /* GET/HEAD/PUT/DELETE /<name>. */
+/* clang-format off */
 static const struct sd_endpoint sd_blob_endpoint = {
     .name = "blob",
     .ops = {
@@ -18,6 +20,7 @@ static const struct sd_endpoint sd_blob_endpoint = {
         [SD_DELETE] = {.end = blob_delete_end},
     },
 };
+/* clang-format on */
 
 struct sd_route {
     const char *path; /* exact path, or a prefix when it ends with '/' */
@@ -28,6 +31,11 @@ struct sd_route {
 static const struct sd_route sd_routes[] = {
     {"/_health", &sd_health_endpoint},
     {"/_stats", &sd_stats_endpoint},
+    {RSYNC_PATH_MANIFEST, &sd_rsync_manifest_endpoint},
+    {RSYNC_PATH_SIGNATURE, &sd_rsync_signature_endpoint},
+    {RSYNC_PATH_DELTA, &sd_rsync_delta_endpoint},
+    {RSYNC_PATH_PATCH, &sd_rsync_patch_endpoint},
+    {RSYNC_PATH_SYNC, &sd_rsync_sync_endpoint},
 };
 
 static bool path_char_ok(unsigned char c)

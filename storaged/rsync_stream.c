@@ -84,8 +84,8 @@ int rsx_sig_reader_new(int fd, uint64_t size, struct rsx_reader **ret)
     struct rsx_reader *r = NULL;
     int err;
 
-    if (rs_sig_args(size > INT64_MAX ? -1 : (rs_long_t) size, &magic, &block_len,
-                    &strong_len) != RS_DONE)
+    if (rs_sig_args(size > INT64_MAX ? -1 : (rs_long_t) size, &magic, &block_len, &strong_len) !=
+        RS_DONE)
         return -EINVAL;
     err = rsx_reader_alloc(fd, &r);
     if (err < 0)

@@ -35,8 +35,8 @@ struct sd_server {
 static atomic_bool sd_starting;
 
 static const char *const sd_method_names[SD_METHOD_COUNT] = {
-    [SD_GET] = "GET", [SD_HEAD] = "HEAD", [SD_PUT] = "PUT", [SD_DELETE] = "DELETE",
-    [SD_POST] = "POST",
+    [SD_GET] = "GET",       [SD_HEAD] = "HEAD", [SD_PUT] = "PUT",
+    [SD_DELETE] = "DELETE", [SD_POST] = "POST",
 };
 
 static int sd_method_parse(const char *m)
@@ -48,6 +48,7 @@ static int sd_method_parse(const char *m)
     return -1;
 }
 
+__attribute__((format(printf, 2, 0)))
 static void sd_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
@@ -189,8 +190,7 @@ static enum MHD_Result sd_first_call(struct sd_request *rq, const char *url, con
                 strcat(allow, sd_method_names[i]);
             }
         }
-        resp = MHD_create_response_from_buffer(19, "method not allowed\n",
-                                               MHD_RESPMEM_PERSISTENT);
+        resp = MHD_create_response_from_buffer(19, "method not allowed\n", MHD_RESPMEM_PERSISTENT);
         if (resp)
             MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
         return sd_reply(rq, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
@@ -201,9 +201,8 @@ static enum MHD_Result sd_first_call(struct sd_request *rq, const char *url, con
 }
 
 static enum MHD_Result sd_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
 {
     struct sd_request *rq = *con_cls, oom;
     const struct sd_method_ops *ops;
@@ -258,8 +257,7 @@ int sd_server_start(struct blob_store *store, const struct sd_server_opts *o,
 
     r = addr_parse(o->listen, &ss, &sslen);
     if (r < 0) {
-        snprintf(err, errlen, "bad listen address '%s' (HOST:PORT with a numeric host)",
-                 o->listen);
+        snprintf(err, errlen, "bad listen address '%s' (HOST:PORT with a numeric host)", o->listen);
         return r;
     }
     if (ss.ss_family == AF_INET6)
@@ -271,6 +269,8 @@ int sd_server_start(struct blob_store *store, const struct sd_server_opts *o,
     atomic_store(&sd_starting, true);
     errno = 0;
     /* The logger goes first, so that MHD reports problems with the other options through it. */
+    /* One option and its value per line. */
+    /* clang-format off */
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, sd_access, s,
                               MHD_OPTION_EXTERNAL_LOGGER, sd_mhd_log, NULL,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
@@ -280,7 +280,9 @@ int sd_server_start(struct blob_store *store, const struct sd_server_opts *o,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) o->connection_timeout_s,
                               MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned) 1024,
                               MHD_OPTION_URI_LOG_CALLBACK, sd_uri_log, s,
-                              MHD_OPTION_NOTIFY_COMPLETED, sd_completed, s, MHD_OPTION_END);
+                              MHD_OPTION_NOTIFY_COMPLETED, sd_completed, s,
+                              MHD_OPTION_END);
+    /* clang-format on */
     atomic_store(&sd_starting, false);
     if (!s->mhd) {
         r = errno ? -errno : -EADDRNOTAVAIL;

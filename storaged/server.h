@@ -10,10 +10,10 @@ struct blob_store;
 struct sd_server;
 
 struct sd_server_opts {
-    const char *listen;         /* "HOST:PORT", port 0 = ephemeral */
-    unsigned threads;           /* MHD worker threads (epoll each), >= 1 */
-    unsigned connection_limit;  /* total, shared by the workers */
-    size_t connection_memory;   /* per-connection pool: header bound and upload chunk size */
+    const char *listen;            /* "HOST:PORT", port 0 = ephemeral */
+    unsigned threads;              /* MHD worker threads (epoll each), >= 1 */
+    unsigned connection_limit;     /* total, shared by the workers */
+    size_t connection_memory;      /* per-connection pool: header bound and upload chunk size */
     unsigned connection_timeout_s; /* idle connections are closed after this; 0 = never */
 };
 

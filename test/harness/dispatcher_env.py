@@ -87,23 +87,33 @@ class System:
         self.clusters = {}
         self.storages = []
         for c in range(clusters):
-            cname = "c%d" % (c + 1)
-            self.ctl("cluster", "add", cname)
-            members = []
-            for i in range(per_cluster + spares):
-                spare = i >= per_cluster
-                st = Storage(self, "%s-s%d" % (cname, i + 1), cname, spare).start()
-                args = ["storage", "add", st.name, "--cluster", cname, "--uri", st.uri]
-                if spare:
-                    args += ["--mode", "spare"]
-                self.ctl(*args)
-                members.append(st)
-                self.storages.append(st)
-            self.clusters[cname] = members
+            self.add_cluster("c%d" % (c + 1), per_cluster, spares)
         self.dispatchers = []
         self.host = self.port = None
         if dispatcher:
             self.start_dispatcher()
+
+    def add_cluster(self, cname, per_cluster=3, spares=0, fakes=()):
+        """A cluster of real storaged (and spares), plus FakeStorage members (rw)."""
+        self.ctl("cluster", "add", cname)
+        members = []
+        for i in range(per_cluster + spares):
+            spare = i >= per_cluster
+            st = Storage(self, "%s-s%d" % (cname, i + 1), cname, spare).start()
+            args = ["storage", "add", st.name, "--cluster", cname, "--uri", st.uri]
+            if spare:
+                args += ["--mode", "spare"]
+            self.ctl(*args)
+            members.append(st)
+            self.storages.append(st)
+        for i, fake in enumerate(fakes):
+            self.ctl("storage", "add", "%s-fake%d" % (cname, i + 1), "--cluster", cname,
+                     "--uri", fake.uri)
+        self.clusters[cname] = members
+        return members
+
+    def cluster_of(self, storage_name):
+        return storage_name.rsplit("-", 1)[0]
 
     # --- plumbing ---------------------------------------------------------------------------
     def write_conf(self):
@@ -244,3 +254,150 @@ def wait_until(pred, timeout=10.0, what="condition"):
 
 def now():
     return time.monotonic()
+
+
+class FakeStorage:
+    """A storaged stand-in on a free port that misbehaves on purpose, to test what the
+    dispatcher does with failing copies. put: "ok" (201 with the body's MD5), "500", or
+    "bad_etag"; delete: "ok" (204) or "500". Bodies with Content-Length or chunked."""
+
+    def __init__(self, put="ok", delete="ok"):
+        import http.server
+        import socketserver
+        import threading
+
+        fake = self
+        self.put_mode = put
+        self.delete_mode = delete
+        self.files = {}
+        self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def body(self):
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    data = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0], 16)
+                        data += self.rfile.read(size)
+                        self.rfile.readline()
+                        if size == 0:
+                            return data
+                return self.rfile.read(int(self.headers.get("Content-Length", "0")))
+
+            def reply(self, status, headers=None):
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_PUT(self):
+                data = self.body()
+                fake.requests.append(("PUT", self.path))
+                if fake.put_mode == "500":
+                    return self.reply(500)
+                etag = md5hex(data) if fake.put_mode == "ok" else "0" * 32
+                fake.files[self.path.lstrip("/")] = data
+                self.reply(201, {"ETag": '"%s"' % etag})
+
+            def do_DELETE(self):
+                fake.requests.append(("DELETE", self.path))
+                if fake.delete_mode == "500":
+                    return self.reply(500)
+                existed = fake.files.pop(self.path.lstrip("/"), None) is not None
+                self.reply(204 if existed else 404)
+
+            def do_GET(self):
+                fake.requests.append(("GET", self.path))
+                self.reply(200 if self.path == "/_health" else 404)
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.uri = "http://127.0.0.1:%d" % self.port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def murmur3_x64_128_h1(data, seed=0):
+    """The first 64-bit half of MurmurHash3_x64_128 (Appleby's reference), as common/hash.c
+    uses it for rendezvous scores."""
+    mask = (1 << 64) - 1
+    c1, c2 = 0x87c37b91114253d5, 0x4cf5ad432745937f
+
+    def rotl(x, r):
+        return ((x << r) | (x >> (64 - r))) & mask
+
+    def fmix(k):
+        k ^= k >> 33
+        k = (k * 0xff51afd7ed558ccd) & mask
+        k ^= k >> 33
+        k = (k * 0xc4ceb9fe1a85ec53) & mask
+        k ^= k >> 33
+        return k
+
+    n = len(data)
+    h1 = h2 = seed
+    nblocks = n // 16
+    for i in range(nblocks):
+        k1 = int.from_bytes(data[16 * i:16 * i + 8], "little")
+        k2 = int.from_bytes(data[16 * i + 8:16 * i + 16], "little")
+        k1 = (rotl((k1 * c1) & mask, 31) * c2) & mask
+        h1 ^= k1
+        h1 = (rotl(h1, 27) + h2) & mask
+        h1 = (h1 * 5 + 0x52dce729) & mask
+        k2 = (rotl((k2 * c2) & mask, 33) * c1) & mask
+        h2 ^= k2
+        h2 = (rotl(h2, 31) + h1) & mask
+        h2 = (h2 * 5 + 0x38495ab5) & mask
+    tail = data[16 * nblocks:]
+    k1 = k2 = 0
+    if len(tail) > 8:
+        k2 = int.from_bytes(tail[8:], "little")
+        k2 = (rotl((k2 * c2) & mask, 33) * c1) & mask
+        h2 ^= k2
+    if len(tail) > 0:
+        k1 = int.from_bytes(tail[:8], "little")
+        k1 = (rotl((k1 * c1) & mask, 31) * c2) & mask
+        h1 ^= k1
+    h1 ^= n
+    h2 ^= n
+    h1 = (h1 + h2) & mask
+    h2 = (h2 + h1) & mask
+    h1 = fmix(h1)
+    h2 = fmix(h2)
+    h1 = (h1 + h2) & mask
+    return h1
+
+
+def rendezvous(key, member_id):
+    """Score of key (str or bytes) with a member id, as hash_rendezvous() in common/hash.c."""
+    if isinstance(key, str):
+        key = key.encode("utf-8")
+    return murmur3_x64_128_h1(key + str(member_id).encode())
+
+
+def write_order(system, key):
+    """Cluster names in the order a write of key ("bucket/object") tries them, among the
+    given clusters (all assumed effectively rw)."""
+    ids = dict(system.sql("SELECT name, id FROM clusters"))
+    return sorted(ids, key=lambda n: -rendezvous(key, int(ids[n])))
+
+
+def read_order(system, internal_name, cluster):
+    """Storage names of a cluster in read order for an internal name."""
+    rows = system.sql("SELECT s.name, s.id FROM storages s JOIN clusters c ON c.id = "
+                      "s.cluster_id WHERE c.name = '%s'" % cluster)
+    return [n for n, i in sorted(rows, key=lambda r: -rendezvous(internal_name, int(r[1])))]

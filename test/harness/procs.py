@@ -36,7 +36,7 @@ DEFAULT_TIMEOUT = 10.0
 
 
 def build_path(*parts):
-    """A path inside the meson build dir (env STF_BUILD), e.g. build_path("storaged", "storaged")."""
+    """A path inside the build dir (env STF_BUILD), e.g. build_path("storaged", "storaged")."""
     return os.path.join(os.environ.get("STF_BUILD", "build"), *parts)
 
 

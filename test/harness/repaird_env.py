@@ -1,149 +1,101 @@
 """test/harness/repaird_env.py — a throw-away STF system for repaird's integration tests.
 
 Runs inside with-services.sh (real PostgreSQL and Redis): applies the migrations with the real
-`clusterctl migrate`, starts real storaged and repaird processes on free loopback ports, and
-offers SQL (psql), Redis (redis-cli) and HTTP helpers. Every process it starts is stopped
-(TERM, then KILL) by close(), also on failure; on failure the logs are printed.
+`clusterctl migrate`, starts real storaged and repaird processes on loopback through
+procs.Procs (so every one is stopped, TERM then KILL, also on failure, and their logs are
+printed on failure), and offers SQL (psql), Redis (redis-cli) and job helpers.
+
+    def test_x(env):
+        cid, ss = env.add_cluster("c1")
+        rep = env.repaird()
+        j = env.add_job("delete_files", {"cluster_id": cid, "internal_name": name})
+        env.wait_job(j)
+
+    if __name__ == "__main__":
+        main("repaird_x", [test_x], repaird_conf={"down_after": "0"})
 """
 import hashlib
-import http.client as httplib
 import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.parse
+import traceback
 
-BUILD = os.environ.get("STF_BUILD", "")
-SRC = os.environ.get("STF_SRC", "")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import procs  # noqa: E402
+from procs import free_port  # noqa: E402,F401  (re-exported for the tests)
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+# Tuning for tests (repaird reads these from its environment): short backoffs and sweeps.
+REPAIRD_TEST_ENV = {"STF_REPAIRD_RETRY_BASE": "100ms", "STF_REPAIRD_RETRY_MAX": "1s",
+                    "STF_REPAIRD_SWEEP_INTERVAL": "200ms", "STF_REPAIRD_STALE": "2s"}
 
 
 def md5hex(data):
     return hashlib.md5(data).hexdigest()
 
 
-def wait_for(what, pred, timeout=20.0, interval=0.05):
-    """Polls pred() until it returns a true value (returned) or timeout passes (AssertionError)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out after %.1fs waiting for %s (last: %r)" % (timeout, what, last))
+def wait_for(what, pred, timeout=20.0):
+    """procs.poll with the description first (reads better in the tests)."""
+    return procs.poll(pred, timeout, 0.05, what)
 
 
-def http(method, url, body=None, headers=None, timeout=5.0):
-    """One request; returns (status, headers dict (lower-case names), body bytes)."""
-    u = urllib.parse.urlsplit(url)
-    conn = httplib.HTTPConnection(u.hostname, u.port, timeout=timeout)
-    try:
-        conn.request(method, u.path or "/", body=body, headers=headers or {})
-        resp = conn.getresponse()
-        data = resp.read()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-    finally:
-        conn.close()
+def http(method, url, body=None, headers=None, timeout=10.0):
+    """One request to http://HOST:PORT/path; returns (status, headers, body)."""
+    m = re.match(r"http://([^:/]+):(\d+)(/.*)?$", url)
+    return procs.http_request(m.group(1), int(m.group(2)), method, m.group(3) or "/",
+                              body=body, headers=headers, timeout=timeout)
 
 
-class Proc:
-    def __init__(self, name, argv, log_path, env=None):
-        self.name = name
-        self.argv = argv
-        self.log_path = log_path
-        self.env = env
-        self.popen = None
-        self.bad_exits = []  # exit codes of TERM stops other than 0
-
-    def start(self):
-        log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=self.env)
-        log.close()
-        return self
-
-    def running(self):
-        return self.popen is not None and self.popen.poll() is None
-
-    def stop(self, sig=signal.SIGTERM, timeout=10.0):
-        """TERM (or sig), then KILL after timeout; returns the exit code."""
-        if self.popen is None:
-            return None
-        if self.popen.poll() is None:
-            try:
-                self.popen.send_signal(sig)
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        rc = self.popen.returncode
-        self.popen = None
-        if sig == signal.SIGTERM and rc != 0:
-            self.bad_exits.append(rc)
-        return rc
-
-    def kill9(self):
-        return self.stop(signal.SIGKILL)
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+def events(log, event):
+    """key=value dicts (plus _ts) of the log lines with event=<event>."""
+    out = []
+    for line in log.splitlines():
+        if " event=%s " % event in line + " ":
+            kv = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', line))
+            kv["_ts"] = line.split(" ", 1)[0]
+            out.append(kv)
+    return out
 
 
 class Storage:
+    """A real storaged registered as a storage row of a cluster."""
+
     def __init__(self, env, name, cluster_id):
         self.env = env
         self.name = name
-        self.port = free_port()
+        self.cluster_id = cluster_id
+        self.root = env.p.path("disk-" + name)
+        self.port = 0
+        self.daemon = None
+        self.start()
         self.uri = "http://127.0.0.1:%d" % self.port
-        self.root = os.path.join(env.tmp, "disk-" + name)
-        self.proc = Proc("storaged-" + name,
-                         [env.bin("storaged/storaged"), "-c", env.conf, "--init", "--root",
-                          self.root, "--listen", "127.0.0.1:%d" % self.port, "--log-level",
-                          "info"],
-                         os.path.join(env.tmp, "storaged-%s.log" % name))
         self.id = int(env.sql_one(
             "INSERT INTO storages (name, cluster_id, uri) VALUES ('%s', %d, '%s') RETURNING id"
             % (name, cluster_id, self.uri)))
-        self.cluster_id = cluster_id
 
     def start(self):
-        self.proc.start()
-        wait_for("%s /_health" % self.name, self.healthy, timeout=15)
+        """Starts storaged (again on the same port after a stop)."""
+        self.daemon = self.env.p.spawn(
+            "storaged-" + self.name,
+            [procs.build_path("storaged", "storaged"), "-c", self.env.conf, "--init", "--root",
+             self.root, "--listen", "127.0.0.1:%d" % self.port, "--log-level", "info"])
+        if self.port:  # a restart: the log still holds the old "listening" line
+            self.daemon.wait_http("127.0.0.1", self.port, "/_health")
+        else:
+            _, self.port = self.daemon.wait_listening()
         return self
 
     def stop(self):
-        self.proc.stop()
-
-    def healthy(self):
-        try:
-            return http("GET", self.uri + "/_health", timeout=1)[0] == 200
-        except OSError:
-            return False
+        self.daemon.stop()
 
     def url(self, name):
         return "%s/%s" % (self.uri, name)
 
     def put(self, name, data):
-        st, h, _ = http("PUT", self.url(name), body=data,
-                        headers={"Content-Length": str(len(data))})
+        st, h, _ = http("PUT", self.url(name), body=data)
         assert st == 201, "PUT %s on %s: %d" % (name, self.name, st)
         return h.get("etag", "")
 
@@ -155,12 +107,16 @@ class Storage:
     def has(self, name):
         return http("HEAD", self.url(name))[0] == 200
 
+    def on_disk(self, name):
+        """True if a file named name is under the root (works while storaged is stopped)."""
+        return any(name in files for _, _, files in os.walk(self.root))
+
     def mode(self):
         return self.env.sql_one("SELECT mode FROM storages WHERE id = %d" % self.id)
 
 
 class Env:
-    """One test's system: a config, a cluster or two, storages, repaird processes."""
+    """One test's system: a config, clusters of storages, repaird processes."""
 
     def __init__(self, title, repaird_conf=None):
         for var in ("STF_DB_URL", "STF_REDIS_URL", "SVC_TMPDIR", "SVC_PGBIN", "REDIS_PORT"):
@@ -168,27 +124,27 @@ class Env:
                 sys.exit("%s: run me through test/harness/with-services.sh (%s unset)"
                          % (title, var))
         self.title = title
-        self.tmp = tempfile.mkdtemp(prefix="rep-", dir=os.environ["SVC_TMPDIR"])
-        self.procs = []
+        self.p = procs.Procs(prefix="stf-repaird-")
         self.storages = []
         self.repairds = []
+        self.bad_exits = []  # (name, exit code) of repaird processes stopped with SIGTERM
         self.redis_port = int(os.environ["REDIS_PORT"])
-        self.conf = os.path.join(self.tmp, "stf.conf")
+        self.conf = self.p.path("stf.conf")
         rep = {"workers": "2", "health_interval": "200ms", "down_after": "3",
                "max_bytes_per_sec": "0"}
         rep.update(repaird_conf or {})
+        self.workers = int(rep["workers"])
         with open(self.conf, "w") as f:
             f.write("[database]\nurl = %s\n\n[redis]\nurl = %s\n\n[repaird]\n"
                     % (os.environ["STF_DB_URL"], os.environ["STF_REDIS_URL"]))
             for k, v in rep.items():
                 f.write("%s = %s\n" % (k, v))
-        self.run([self.bin("clusterctl/clusterctl"), "-c", self.conf, "migrate"])
-        self.reset_db()
+        self.run([procs.build_path("clusterctl", "clusterctl"), "-c", self.conf, "migrate"])
+        self.sql("TRUNCATE jobs, mode_history, objects, buckets, storages, clusters "
+                 "RESTART IDENTITY CASCADE")
+        self.redis("DEL", "stf:jobs")
 
     # --- plumbing ---------------------------------------------------------------------------
-    def bin(self, rel):
-        return os.path.join(BUILD, rel)
-
     def run(self, argv, check=True, input=None):
         p = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=60)
         if check and p.returncode != 0:
@@ -206,29 +162,22 @@ class Env:
         rows = self.sql(query)
         return rows[0][0] if rows else None
 
-    def reset_db(self):
-        self.sql("TRUNCATE jobs, mode_history, objects, buckets, storages, clusters "
-                 "RESTART IDENTITY CASCADE")
-        self.redis("DEL", "stf:jobs")
-
     def redis(self, *args, check=True):
         p = self.run(["redis-cli", "-p", str(self.redis_port)] + list(args), check=check)
         return p.stdout.strip()
 
-    def redis_restart(self):
-        """SHUTDOWN NOSAVE (every stream entry is lost), then the same Redis again."""
-        d = os.path.join(os.environ["SVC_TMPDIR"], "redis")
-        self.redis("shutdown", "nosave", check=False)
-        wait_for("redis to stop", lambda: not os.path.exists(os.path.join(d, "redis.pid")))
-        self.redis_start()
+    def _redis_dir(self):
+        return os.path.join(os.environ["SVC_TMPDIR"], "redis")
 
     def redis_stop(self):
-        d = os.path.join(os.environ["SVC_TMPDIR"], "redis")
+        """SHUTDOWN NOSAVE: every stream entry is lost."""
         self.redis("shutdown", "nosave", check=False)
-        wait_for("redis to stop", lambda: not os.path.exists(os.path.join(d, "redis.pid")))
+        wait_for("redis to stop",
+                 lambda: not os.path.exists(os.path.join(self._redis_dir(), "redis.pid")))
 
     def redis_start(self):
-        d = os.path.join(os.environ["SVC_TMPDIR"], "redis")
+        """The same Redis (port, socket, pid file) as with-services.sh started."""
+        d = self._redis_dir()
         self.run(["redis-server", "--bind", "127.0.0.1", "--port", str(self.redis_port),
                   "--unixsocket", os.path.join(d, "redis.sock"), "--unixsocketperm", "700",
                   "--save", "", "--appendonly", "no", "--dir", d, "--daemonize", "yes",
@@ -236,17 +185,15 @@ class Env:
                   os.path.join(d, "redis.log")])
         wait_for("redis to answer", lambda: self.redis("ping", check=False) == "PONG")
 
+    def redis_restart(self):
+        self.redis_stop()
+        self.redis_start()
+
     # --- topology ---------------------------------------------------------------------------
-    def add_cluster(self, name, n_storages=3, start=True):
+    def add_cluster(self, name, n_storages=3):
         cid = int(self.sql_one("INSERT INTO clusters (name) VALUES ('%s') RETURNING id" % name))
-        members = []
-        for i in range(n_storages):
-            s = Storage(self, "%s-s%d" % (name, i + 1), cid)
-            self.storages.append(s)
-            members.append(s)
-        if start:
-            for s in members:
-                s.start()
+        members = [Storage(self, "%s-s%d" % (name, i + 1), cid) for i in range(n_storages)]
+        self.storages += members
         return cid, members
 
     def add_object(self, cluster_id, data, storages, bucket="b1", name=None):
@@ -266,6 +213,7 @@ class Env:
 
     # --- jobs -------------------------------------------------------------------------------
     def add_job(self, kind, payload, announce=True):
+        """A job row, announced on the stream as jobs_enqueue does (unless announce=False)."""
         jid = int(self.sql_one("INSERT INTO jobs (kind, payload) VALUES ('%s', '%s') RETURNING id"
                                % (kind, json.dumps(payload))))
         if announce:
@@ -291,64 +239,56 @@ class Env:
                 "payload": json.loads(payload), "locked_by": by}
 
     def wait_job(self, jid, state="done", timeout=20.0):
-        return wait_for("job %d to be %s" % (jid, state),
-                        lambda: (self.job(jid) or {}).get("state") == state and self.job(jid),
-                        timeout=timeout)
+        def check():
+            j = self.job(jid)
+            return j if j and j["state"] == state else None
+        return wait_for("job %d to be %s" % (jid, state), check, timeout)
 
     def job_states(self):
         return dict((k, int(v)) for k, v in
                     self.sql("SELECT state, count(*) FROM jobs GROUP BY state"))
 
     # --- repaird ----------------------------------------------------------------------------
-    def repaird(self, name="repaird", extra_env=None, wait_ready=True):
+    def repaird(self, name="repaird", extra_env=None):
+        """Starts a repaird (debug log) and waits until its workers and sweeper run."""
         env = dict(os.environ)
-        env.update({"STF_REPAIRD_RETRY_BASE": "100ms", "STF_REPAIRD_RETRY_MAX": "1s",
-                    "STF_REPAIRD_SWEEP_INTERVAL": "200ms", "STF_REPAIRD_STALE": "2s"})
+        env.update(REPAIRD_TEST_ENV)
         env.update(extra_env or {})
-        p = Proc(name, [self.bin("repaird/repaird"), "-c", self.conf, "--log-level", "debug"],
-                 os.path.join(self.tmp, "%s-%d.log" % (name, len(self.repairds))), env=env)
-        p.start()
-        self.repairds.append(p)
-        if wait_ready:
-            workers = int(re.search(r"workers = (\d+)", open(self.conf).read()).group(1))
-            wait_for("%s workers to be ready" % name,
-                     lambda: (p.log().count("event=worker_ready") >= workers and
-                              "event=sweeper_ready" in p.log()) or not p.running(),
-                     timeout=20)
-            assert p.running(), "%s exited at start:\n%s" % (name, p.log())
-        return p
+        d = self.p.spawn("%s-%d" % (name, len(self.repairds)),
+                         [procs.build_path("repaird", "repaird"), "-c", self.conf,
+                          "--log-level", "debug"], env=env)
+        self.repairds.append(d)
+
+        def ready():
+            if not d.alive():
+                raise AssertionError("%s exited at start (rc=%s)" % (d.name, d.proc.returncode))
+            log = d.log_text()
+            return log.count("event=worker_ready") >= self.workers and "event=sweeper_ready" in log
+        wait_for("%s to be ready" % d.name, ready)
+        return d
+
+    def stop(self, d):
+        """SIGTERM (then KILL); a repaird must exit 0. Returns the exit code."""
+        rc = d.stop()
+        if rc != 0:
+            self.bad_exits.append((d.name, rc))
+        return rc
 
     # --- teardown ---------------------------------------------------------------------------
     def close(self, failed):
-        """Stops everything; returns a list of problems found on the way: a repaird that did
-        not exit 0 on SIGTERM, or a sanitizer report in its log."""
-        problems = []
-        for p in self.repairds:
-            p.stop()
-            if p.bad_exits:
-                problems.append("%s exited %r on SIGTERM" % (p.name, p.bad_exits))
-            if re.search(r"Sanitizer|runtime error:", p.log()):
-                problems.append("%s: sanitizer report in its log" % p.name)
-        for s in self.storages:
-            s.stop()
-        failed = failed or problems
-        if failed:
-            for p in self.repairds + [s.proc for s in self.storages]:
-                print("----- log of %s -----" % p.name, file=sys.stderr)
-                print(p.log()[-20000:], file=sys.stderr)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        """Stops everything; returns the problems found on the way: a repaird that did not exit
+        0 on SIGTERM, or a sanitizer report in a repaird log. Prints the logs on failure."""
+        for d in self.repairds:
+            if d.alive():
+                self.stop(d)
+        problems = ["%s exited %s on SIGTERM" % x for x in self.bad_exits]
+        problems += ["%s: sanitizer report in its log" % d.name for d in self.repairds
+                     if re.search(r"Sanitizer|runtime error:", d.log_text())]
+        self.p.stop_all()
+        if failed or problems:
+            self.p.dump_logs()
+        shutil.rmtree(self.p.dir, ignore_errors=True)
         return problems
-
-
-def events(log, event):
-    """key=value dicts of the log lines with event=<event>."""
-    out = []
-    for line in log.splitlines():
-        if " event=%s " % event in line + " ":
-            kv = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', line))
-            kv["_ts"] = line.split(" ", 1)[0]
-            out.append(kv)
-    return out
 
 
 def main(title, tests, repaird_conf=None):
@@ -363,7 +303,6 @@ def main(title, tests, repaird_conf=None):
             t(env)
             ok = True
         except Exception:
-            import traceback
             traceback.print_exc()
         finally:
             problems = env.close(not ok)

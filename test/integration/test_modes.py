@@ -430,7 +430,7 @@ def test_removals():
     sql("INSERT INTO jobs (kind, payload) SELECT 'delete_files', jsonb_build_object('cluster_id',"
         " id, 'internal_name', 'x') FROM clusters WHERE name = 'rem'")
     expect(["cluster", "remove", "rem"], 1, "",
-           "clusterctl: refused: 1 background job still refer to cluster rem (see `clusterctl "
+           "clusterctl: refused: 1 background job still refers to cluster rem (see `clusterctl "
            "jobs`)\n")
     sql("UPDATE jobs SET state = 'done'")
     expect(["cluster", "remove", "rem", "--reason", "decommissioned"], 0, "removed cluster rem\n",

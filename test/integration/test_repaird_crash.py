@@ -2,7 +2,6 @@
 job does not lose it, SIGTERM releases a running job, a live lease of another repaird is
 respected until it runs out, and two repaird processes run many jobs each exactly once."""
 import os
-import signal
 import sys
 import time
 
@@ -25,7 +24,7 @@ def test_kill9_mid_job(env):
     oid, name, data, ss = object_missing_on_one(env, 1 << 20)  # 2 MiB to move at 512K/s
     rep = env.repaird()
     j = env.add_job("repair_object", {"object_id": oid})
-    wait_for("the job to start", lambda: events(rep.log(), "job_start"))
+    wait_for("the job to start", lambda: events(rep.log_text(), "job_start"))
     time.sleep(0.5)  # let bytes move: the kill must land in the middle of the transfer
     info = env.job(j)
     assert info["state"] == "running" and info["locked_by"], info
@@ -33,8 +32,8 @@ def test_kill9_mid_job(env):
     assert env.job(j)["state"] == "running"  # the dead process still holds the lease
     rep2 = env.repaird("repaird2")
     info = env.wait_job(j, timeout=30)
-    released = events(rep2.log(), "job_lease_released")
-    assert released and released[0]["id"] == str(j), rep2.log()
+    released = events(rep2.log_text(), "job_lease_released")
+    assert released and released[0]["id"] == str(j), rep2.log_text()
     assert info["attempts"] == 2, info
     st, body = ss[1].get(name)
     assert st == 200 and md5hex(body) == md5hex(data)
@@ -47,11 +46,11 @@ def test_sigterm_releases_running_job(env):
     oid, name, data, ss = object_missing_on_one(env, 1 << 20)
     rep = env.repaird()
     j = env.add_job("repair_object", {"object_id": oid})
-    wait_for("the job to start", lambda: events(rep.log(), "job_start"))
+    wait_for("the job to start", lambda: events(rep.log_text(), "job_start"))
     t0 = time.monotonic()
-    assert rep.stop(signal.SIGTERM, timeout=10) == 0
+    assert env.stop(rep) == 0
     assert time.monotonic() - t0 < 5, "shutdown waited for the throttled transfer"
-    assert events(rep.log(), "job_released"), rep.log()
+    assert events(rep.log_text(), "job_released"), rep.log_text()
     info = env.job(j)
     assert info["state"] == "pending" and info["attempts"] == 0 and not info["locked_by"], info
     env.repaird("repaird2")
@@ -77,9 +76,9 @@ def test_foreign_live_lease_respected(env):
     t0 = time.monotonic()
     info = env.wait_job(j, timeout=20)
     assert time.monotonic() - t0 >= 2.5, "a live lease of another repaird was not respected"
-    expired = events(rep.log(), "job_lease_expired")
-    assert expired and expired[0]["holder"] == "elsewhere:1:2:3", rep.log()
-    assert len(events(rep.log(), "job_start")) == 1
+    expired = events(rep.log_text(), "job_lease_expired")
+    assert expired and expired[0]["holder"] == "elsewhere:1:2:3", rep.log_text()
+    assert len(events(rep.log_text(), "job_start")) == 1
     assert info["attempts"] == 2
     assert all(not s.has(name) for s in ss)
 
@@ -100,9 +99,9 @@ def test_two_repaird_each_job_once(env):
     starts = {}
     done = {}
     for p in (a, b):
-        for e in events(p.log(), "job_start"):
+        for e in events(p.log_text(), "job_start"):
             starts.setdefault(e["id"], []).append(p.name)
-        for e in events(p.log(), "job_done"):
+        for e in events(p.log_text(), "job_done"):
             done.setdefault(e["id"], []).append(p.name)
     for j in jobs:
         assert len(starts.get(str(j), [])) == 1, "job %d started %r" % (j, starts.get(str(j)))
@@ -131,12 +130,12 @@ def test_two_repaird_slow_jobs_never_overlap(env):
     spans = {}
     for p in (a, b):
         for ev in ("job_start", "job_done"):
-            for e in events(p.log(), ev):
+            for e in events(p.log_text(), ev):
                 spans.setdefault(e["id"], []).append((e["_ts"], ev, p.name))
     for j in jobs:
         s = sorted(spans[str(j)])
         assert [x[1] for x in s] == ["job_start", "job_done"], "job %d: %r" % (j, s)
-    assert sum(len(events(p.log(), "copy_repaired")) for p in (a, b)) == 6
+    assert sum(len(events(p.log_text(), "copy_repaired")) for p in (a, b)) == 6
 
 
 test_two_repaird_slow_jobs_never_overlap.repaird_conf = {"down_after": "0",

@@ -28,7 +28,7 @@ def test_delete_files_everywhere(env):
     # a name that is on no storage at all (404 everywhere) is done too
     j = env.add_job("delete_files", {"cluster_id": cid, "internal_name": os.urandom(16).hex()})
     env.wait_job(j)
-    done = events(rep.log(), "job_done")
+    done = events(rep.log_text(), "job_done")
     assert len(done) == len(jobs) + 1, done
 
 
@@ -49,10 +49,10 @@ def test_storage_away_keeps_job_pending(env):
     assert ss[2].name in info["last_error"], info
     assert not ss[0].has(name) and not ss[1].has(name)
     # it waits (attempts are not used up) however long the storage is away
-    wait_for("several retries", lambda: events(env.repairds[0].log(), "job_wait").__len__() >= 3)
+    wait_for("several retries", lambda: events(env.repairds[0].log_text(), "job_wait").__len__() >= 3)
     assert env.job(j)["state"] != "failed"
+    assert ss[2].on_disk(name)
     ss[2].start()
-    assert ss[2].has(name)
     env.wait_job(j, timeout=30)
     assert not ss[2].has(name)
 

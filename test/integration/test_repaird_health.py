@@ -71,18 +71,18 @@ def test_dead_storage_marked_down(env):
     assert (frm, to, program) == ("rw", "down", "repaird"), h
     assert "3 times in a row" in reason, reason
     assert history(env, ss[3].id)[0][:3] == ["spare", "down", "repaird"]
-    fails = [e for e in events(rep.log(), "health_check_failed") if e["storage"] == ss[1].name]
+    fails = [e for e in events(rep.log_text(), "health_check_failed") if e["storage"] == ss[1].name]
     assert [e["fails"] for e in fails] == ["1", "2", "3"], fails
-    assert events(rep.log(), "storage_marked_down")
+    assert events(rep.log_text(), "storage_marked_down")
     # the live ones stay as they were
     assert ss[0].mode() == "rw" and ss[2].mode() == "rw"
     assert history(env, ss[0].id) == []
     # back up, still down: bringing it back is the operator's `clusterctl repair`
     ss[1].start()
-    checks = len(events(rep.log(), "health_check_failed"))
+    checks = len(events(rep.log_text(), "health_check_failed"))
     time.sleep(1.0)  # five intervals in which repaird must not touch it
     assert ss[1].mode() == "down" and len(history(env, ss[1].id)) == 1
-    assert len(events(rep.log(), "health_check_failed")) == checks, "a down storage was checked"
+    assert len(events(rep.log_text(), "health_check_failed")) == checks, "a down storage was checked"
 
 
 def test_error_status_and_hang_marked_down(env):
@@ -111,7 +111,7 @@ def test_down_after_zero_never_marks(env):
     rep = env.repaird()
     ss[0].stop()
     wait_for("ten failed checks",
-             lambda: any(e["fails"] == "10" for e in events(rep.log(), "health_check_failed")),
+             lambda: any(e["fails"] == "10" for e in events(rep.log_text(), "health_check_failed")),
              timeout=15)
     assert ss[0].mode() == "rw" and history(env, ss[0].id) == []
 

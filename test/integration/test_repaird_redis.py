@@ -35,8 +35,8 @@ def test_redis_restart_loses_no_queued_deletion(env):
     for j in jobs:
         env.wait_job(j)
     assert_gone(ss, names)
-    assert events(rep.log(), "job_group_created"), "the group was not recreated"
-    assert len(events(rep.log(), "job_done")) == 20
+    assert events(rep.log_text(), "job_group_created"), "the group was not recreated"
+    assert len(events(rep.log_text(), "job_done")) == 20
 
 
 def test_redis_restart_under_running_repaird(env):
@@ -53,14 +53,14 @@ def test_redis_restart_under_running_repaird(env):
     for j in jobs:
         env.wait_job(j)
     assert_gone(ss, names)
-    assert events(rep.log(), "redis_unreachable"), "repaird did not notice Redis was away"
+    assert events(rep.log_text(), "redis_unreachable"), "repaird did not notice Redis was away"
     env.redis_start()
-    wait_for("repaird to see Redis back", lambda: events(rep.log(), "redis_back"))
+    wait_for("repaird to see Redis back", lambda: events(rep.log_text(), "redis_back"))
     more = put_names(ss, 5)
     for j in [env.add_job("delete_files", {"cluster_id": cid, "internal_name": n}) for n in more]:
         env.wait_job(j)
     assert_gone(ss, more)
-    assert rep.running()
+    assert rep.alive()
 
 
 def test_lost_announcement_made_up(env):
@@ -75,21 +75,21 @@ def test_lost_announcement_made_up(env):
         env.wait_job(j, timeout=20)
     assert time.monotonic() - t0 >= 1.5, "done before the stale delay: announced by whom?"
     assert_gone(ss, names)
-    assert any(e.get("reason") == "due" for e in events(rep.log(), "jobs_announced"))
+    assert any(e.get("reason") == "due" for e in events(rep.log_text(), "jobs_announced"))
 
 
 def test_dead_consumer_entry_reclaimed(env):
     cid, ss = env.add_cluster("c1")
     rep = env.repaird(extra_env={"STF_REPAIRD_LEASE": "2s", "STF_REPAIRD_STALE": "10m"})
     names = put_names(ss, 1)
-    rep.stop()  # so that the ghost below, not repaird, reads the entry
+    env.stop(rep)  # so that the ghost below, not repaird, reads the entry
     j = env.add_job("delete_files", {"cluster_id": cid, "internal_name": names[0]})
     got = env.redis("XREADGROUP", "GROUP", "repaird", "ghost", "COUNT", "1", "STREAMS",
                     "stf:jobs", ">")
     assert str(j) in got, got
     rep = env.repaird(extra_env={"STF_REPAIRD_LEASE": "2s", "STF_REPAIRD_STALE": "10m"})
     env.wait_job(j, timeout=20)
-    assert events(rep.log(), "job_entries_reclaimed"), "XAUTOCLAIM did not hand the entry on"
+    assert events(rep.log_text(), "job_entries_reclaimed"), "XAUTOCLAIM did not hand the entry on"
     assert_gone(ss, names)
     assert env.redis("XPENDING", "stf:jobs", "repaird").splitlines()[0] == "0"
 

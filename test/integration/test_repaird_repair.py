@@ -29,14 +29,14 @@ def test_missing_and_corrupt_copies(env):
     env.wait_job(j)
     for s in ss:
         assert copy_of(s, name) == md5hex(data), "%s not repaired" % s.name
-    fixed = {e["storage"]: e["was"] for e in events(rep.log(), "copy_repaired")}
+    fixed = {e["storage"]: e["was"] for e in events(rep.log_text(), "copy_repaired")}
     assert set(fixed) == {ss[1].name, ss[2].name, ss[3].name}, fixed
     assert "corrupt" in fixed[ss[1].name] and "size" in fixed[ss[2].name], fixed
     assert fixed[ss[3].name] == '"missing"', fixed
     # all good now: a second run changes nothing
     j2 = env.add_job("repair_object", {"object_id": oid})
     env.wait_job(j2)
-    assert len(events(rep.log(), "copy_repaired")) == 3
+    assert len(events(rep.log_text(), "copy_repaired")) == 3
 
 
 def test_good_copy_found_anywhere_down_untouched(env):
@@ -66,7 +66,7 @@ def test_deleted_object_is_done(env):
     env.sql("DELETE FROM objects WHERE id = %d" % oid)
     rep = env.repaird()
     env.wait_job(env.add_job("repair_object", {"object_id": oid}))
-    assert events(rep.log(), "repair_skipped")
+    assert events(rep.log_text(), "repair_skipped")
     assert not ss[1].has(name) and not ss[2].has(name)
 
 
@@ -81,7 +81,7 @@ def test_no_good_copy_fails_visibly(env):
     info = env.wait_job(j, "failed", timeout=30)
     assert info["attempts"] == 3, info
     assert "no good copy" in info["last_error"] and ss[0].name in info["last_error"], info
-    assert len(events(rep.log(), "job_retry")) == 2 and len(events(rep.log(), "job_failed")) == 1
+    assert len(events(rep.log_text(), "job_retry")) == 2 and len(events(rep.log_text(), "job_failed")) == 1
     # still listed: the row stays, with its error, for `clusterctl jobs`
     assert env.job_states().get("failed") == 1
     # nothing was overwritten with a bad copy
@@ -101,7 +101,7 @@ def test_unknown_kind_waits(env):
     ev = None
     deadline = time.monotonic() + 10
     while not ev and time.monotonic() < deadline:
-        ev = events(rep.log(), "job_wait")
+        ev = events(rep.log_text(), "job_wait")
         time.sleep(0.05)
     info = env.job(j)
     assert ev and info["state"] in ("pending", "running"), info
@@ -120,7 +120,7 @@ def test_throttled_repair(env):
     # initial burst (64 KiB): at least 5.8 s
     assert took >= 5.5, "repair took %.2fs: not throttled" % took
     assert copy_of(ss[2], name) == md5hex(data)
-    assert "max_bytes_per_sec=524288" in rep.log()
+    assert "max_bytes_per_sec=524288" in rep.log_text()
 
 
 test_throttled_repair.repaird_conf = {"down_after": "0", "max_bytes_per_sec": "512K"}

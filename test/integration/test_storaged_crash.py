@@ -24,6 +24,11 @@ def content(name, size):
     return (seed + block * (size // len(block) + 1))[:size]
 
 
+def partial_size(i):
+    """How much of its 1 MiB body partial upload i sends before the kill (distinct sizes)."""
+    return 300001 + i * 1009
+
+
 def walk_blobs(root):
     """name -> bytes of every file under the fan-out directories; fails on anything else
     (a stray file at the top, or a leftover in .tmp)."""
@@ -81,7 +86,7 @@ def test_kill9_during_100_concurrent_uploads():
             s = socket.create_connection((host, port), timeout=30)
             try:
                 s.sendall(b"PUT /%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" %
-                          (name.encode(), len(body)) + body[:300000 + i * 1000])
+                          (name.encode(), len(body)) + body[:partial_size(i)])
                 partial_sent.release()
                 killed.wait(30)
             finally:
@@ -125,8 +130,21 @@ def test_kill9_during_100_concurrent_uploads():
             for t in threads[PARTIAL + STREAMING:]:
                 t.join(30)
             assert not errors, errors
-            # All 34 complete uploads acknowledged, 33 cut in the middle, the rest streaming.
+            # All 34 complete uploads acknowledged, 33 cut in the middle (storaged has taken
+            # in every partial body: its temp file has the partial size), the rest streaming.
             assert sum(n.startswith("done-") for n in acked) == DONE
+            tmp = os.path.join(root, ".tmp")
+
+            def partial_bodies_received():
+                sizes = set()
+                for f in os.listdir(tmp):
+                    try:
+                        sizes.add(os.stat(os.path.join(tmp, f)).st_size)
+                    except FileNotFoundError:
+                        pass
+                return all(partial_size(i) in sizes for i in range(PARTIAL))
+            procs.poll(partial_bodies_received, timeout=30,
+                       what="storaged to receive every partial body")
             d.kill9()
             killed.set()
         finally:

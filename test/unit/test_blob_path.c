@@ -26,10 +26,11 @@ static int rel_of(const char *name, char out[BLOB_REL_MAX])
 
 int main(void)
 {
-    static const char *const good[] = {"0123456789abcdef0123456789abcdef", "a", "A-b_c.d",
-                                       "x..y", "get4096-0000", "z."};
-    static const char *const bad[] = {"", ".", "..", ".hidden", "a/b", "a\\b", "a b",
-                                      "a%2e", "a\tb", "a\nb", "\xc3\xa9t\xc3\xa9", "a:b", "~"};
+    static const char *const good[] = {
+        "0123456789abcdef0123456789abcdef", "a", "A-b_c.d", "x..y", "get4096-0000", "z."};
+    static const char *const bad[] = {
+        "",     ".",    "..",   ".hidden",           "a/b", "a\\b", "a b",
+        "a%2e", "a\tb", "a\nb", "\xc3\xa9t\xc3\xa9", "a:b", "~"};
     char long_name[BLOB_NAME_MAX + 2];
     char rel[BLOB_REL_MAX], fan[BLOB_FANOUT_LEN], want[16];
     const char *name = "0123456789abcdef0123456789abcdef";

@@ -71,8 +71,7 @@ static int64_t id_of(const char *storage)
 
 static void set_mode(const char *storage, const char *mode)
 {
-    db_run(db, "UPDATE storages SET mode = $2 WHERE name = $1", 2,
-           (const char *[]){storage, mode});
+    db_run(db, "UPDATE storages SET mode = $2 WHERE name = $1", 2, (const char *[]){storage, mode});
 }
 
 static int setup(void)
@@ -92,10 +91,11 @@ static int setup(void)
     free(schema);
     if (r < 0)
         return -1;
-    return db_run_script(db, "INSERT INTO clusters (name) VALUES ('c1');"
-                             "INSERT INTO storages (name, cluster_id, uri) VALUES"
-                             " ('s1', 1, 'http://127.0.0.1:1/'), ('s2', 1, 'http://127.0.0.1:2/'),"
-                             " ('s3', 1, 'http://127.0.0.1:3/'), ('s4', 1, 'http://127.0.0.1:4/');");
+    return db_run_script(db,
+                         "INSERT INTO clusters (name) VALUES ('c1');"
+                         "INSERT INTO storages (name, cluster_id, uri) VALUES"
+                         " ('s1', 1, 'http://127.0.0.1:1/'), ('s2', 1, 'http://127.0.0.1:2/'),"
+                         " ('s3', 1, 'http://127.0.0.1:3/'), ('s4', 1, 'http://127.0.0.1:4/');");
 }
 
 static void test_repaird(struct kv *kv)
@@ -109,8 +109,10 @@ static void test_repaird(struct kv *kv)
     /* repair -> rw on success, by repaird only */
     set_mode("s1", "repair");
     h = history_rows("s1");
-    req = (struct mode_storage_request){.storage_name = "s1", .to = SMODE_RW,
-                                        .actor = ACTOR_OPERATOR, .who = {"alice", "clusterctl"}};
+    req = (struct mode_storage_request){.storage_name = "s1",
+                                        .to = SMODE_RW,
+                                        .actor = ACTOR_OPERATOR,
+                                        .who = {"alice", "clusterctl"}};
     r = mode_change_storage(db, kv, &req, &res);
     CHECK(r == -EPERM && res.outcome == MODE_REFUSED, "operator repair -> rw refused");
     CHECK(strstr(res.message, "only repaird sets it rw") != NULL, "message: %s", res.message);
@@ -133,8 +135,7 @@ static void test_repaird(struct kv *kv)
     h = history_rows("s1");
     r = mode_change_repair_finished(db, kv, s1, true, "copy done", &res);
     CHECK(r == -EPERM && res.outcome == MODE_REFUSED, "repair finished after abort refused");
-    CHECK_STR(res.message, "s1 is down now (changed meanwhile); down -> rw not applied",
-              "message");
+    CHECK_STR(res.message, "s1 is down now (changed meanwhile); down -> rw not applied", "message");
     CHECK(strcmp(mode_of("s1"), "down") == 0 && history_rows("s1") == h, "still down");
 
     /* repair -> down on failure */
@@ -159,9 +160,14 @@ static void test_repaird(struct kv *kv)
     CHECK(r == 0 && res.outcome == MODE_UNCHANGED && history_rows("s1") == h,
           "health on a down storage: unchanged, no row");
     CHECK_STR(res.message, "s1 is already down", "no-op message");
+    set_mode("s1", "repair");
+    r = mode_change_health_down(db, kv, s1, NULL, &res);
+    CHECK(r == -EPERM && strcmp(mode_of("s1"), "repair") == 0, "health leaves a repair alone");
+    CHECK_STR(res.message, "s1 is repair now (changed meanwhile); repair -> down not applied",
+              "message");
     set_mode("s1", "spare");
     r = mode_change_health_down(db, kv, s1, NULL, &res);
-    CHECK(r == -EPERM && strcmp(mode_of("s1"), "spare") == 0, "health leaves a spare alone");
+    CHECK(r == 0 && strcmp(mode_of("s1"), "down") == 0, "health: spare -> down");
     set_mode("s1", "ro");
     r = mode_change_health_down(db, kv, s1, NULL, &res);
     CHECK(r == 0 && strcmp(mode_of("s1"), "down") == 0, "health: ro -> down");
@@ -249,8 +255,7 @@ static void test_cluster_and_reason(struct kv *kv)
     CHECK(r == 0 && res.outcome == MODE_UNCHANGED, "again: unchanged");
     CHECK_STR(res.message, "cluster c1 is already forced ro", "no-op message");
     r = mode_change_cluster(db, kv, "c1", CMODE_RW, NULL, &who, &res);
-    CHECK(r == 0 && res.forced_from == CMODE_RO && res.effective_after == CMODE_RW,
-          "force lifted");
+    CHECK(r == 0 && res.forced_from == CMODE_RO && res.effective_after == CMODE_RW, "force lifted");
     CHECK_STR(q1("SELECT coalesce(forced_mode, 'NULL') FROM clusters WHERE name = $1", "c1", v,
                  sizeof(v)),
               "NULL", "forced_mode NULL");
@@ -268,12 +273,12 @@ static void test_cluster_and_reason(struct kv *kv)
     CHECK(mode_reason_invalid(reason) != NULL, "long reason invalid for the CLI");
     CHECK(mode_reason_invalid("disk errors, ticket 4711") == NULL, "plain reason valid");
     r = mode_change_storage(db, kv,
-                            &(struct mode_storage_request){.storage_name = "s4", .to = SMODE_RO,
-                                                           .reason = reason, .who = who},
+                            &(struct mode_storage_request){
+                                .storage_name = "s4", .to = SMODE_RO, .reason = reason, .who = who},
                             &res);
     CHECK(r == 0, "change with a long reason");
-    q1("SELECT reason FROM mode_history WHERE target_name = $1 ORDER BY id DESC LIMIT 1", "s4",
-       v, sizeof(v));
+    q1("SELECT reason FROM mode_history WHERE target_name = $1 ORDER BY id DESC LIMIT 1", "s4", v,
+       sizeof(v));
     CHECK(strlen(v) == MODE_REASON_MAX && strchr(v, '\n') == NULL && v[3] == ' ',
           "reason cut to %d bytes, newline replaced (len %zu)", MODE_REASON_MAX, strlen(v));
     set_mode("s4", "rw");

@@ -40,11 +40,13 @@ static void test_names(void)
     enum cluster_mode cm;
 
     for (int m = 0; m < SMODE__COUNT; m++) {
-        CHECK(storage_mode_parse(storage_mode_name((enum storage_mode) m), &sm) == 0 && (int) sm == m,
+        CHECK(storage_mode_parse(storage_mode_name((enum storage_mode) m), &sm) == 0 &&
+                  (int) sm == m,
               "storage mode %s round-trips", storage_mode_name((enum storage_mode) m));
     }
     for (int m = 0; m < CMODE__COUNT; m++) {
-        CHECK(cluster_mode_parse(cluster_mode_name((enum cluster_mode) m), &cm) == 0 && (int) cm == m,
+        CHECK(cluster_mode_parse(cluster_mode_name((enum cluster_mode) m), &cm) == 0 &&
+                  (int) cm == m,
               "cluster mode %s round-trips", cluster_mode_name((enum cluster_mode) m));
     }
     CHECK_STR(storage_mode_name(SMODE_REPAIR), "repair", "repair name");
@@ -74,9 +76,8 @@ static void test_every_cell(void)
 
                         memset(reason, 'x', sizeof(reason));
                         r = modes_check_transition("storage3", (enum storage_mode) from,
-                                                   (enum storage_mode) to,
-                                                   (enum mode_actor) actor, objects, force,
-                                                   reason, sizeof(reason));
+                                                   (enum storage_mode) to, (enum mode_actor) actor,
+                                                   objects, force, reason, sizeof(reason));
                         CHECK(want ? r == 0 : r == -EPERM,
                               "%s -> %s actor=%s objects=%d force=%d: %s",
                               storage_mode_name((enum storage_mode) from),
@@ -98,8 +99,7 @@ static void test_every_cell(void)
                               storage_mode_name((enum storage_mode) from),
                               storage_mode_name((enum storage_mode) to), objects,
                               risky ? "warned" : "none");
-                        CHECK(risky ? strncmp(warning, "storage3 ", 9) == 0
-                                    : warning[0] == '\0',
+                        CHECK(risky ? strncmp(warning, "storage3 ", 9) == 0 : warning[0] == '\0',
                               "warning line: '%s'", warning);
                     }
                 }
@@ -112,8 +112,8 @@ static void expect_reason(enum storage_mode from, enum storage_mode to, enum mod
                           bool objects, const char *want)
 {
     char reason[512];
-    int r = modes_check_transition("storage3", from, to, actor, objects, false, reason,
-                                   sizeof(reason));
+    int r =
+        modes_check_transition("storage3", from, to, actor, objects, false, reason, sizeof(reason));
 
     CHECK(r == -EPERM, "%s -> %s refused", storage_mode_name(from), storage_mode_name(to));
     CHECK_STR(reason, want, "reason");
@@ -166,8 +166,8 @@ static void test_reasons(void)
     CHECK(modes_check_transition("s", SMODE_DOWN, SMODE_RW, ACTOR_OPERATOR, false, false, NULL,
                                  0) == -EPERM,
           "NULL reason buffer");
-    CHECK(modes_check_transition("s", (enum storage_mode) 7, SMODE_RW, ACTOR_OPERATOR, false,
-                                 false, NULL, 0) == -EPERM,
+    CHECK(modes_check_transition("s", (enum storage_mode) 7, SMODE_RW, ACTOR_OPERATOR, false, false,
+                                 NULL, 0) == -EPERM,
           "unknown from mode refused");
 }
 
@@ -181,14 +181,14 @@ static enum cluster_mode eff(enum cluster_mode forced, const char *modes)
     snprintf(copy, sizeof(copy), "%s", modes);
     for (char *t = strtok_r(copy, " ", &save); t && n < 16; t = strtok_r(NULL, " ", &save)) {
         if (storage_mode_parse(t, &m[n]) < 0)
-            return (enum cluster_mode) -1;
+            return (enum cluster_mode) - 1;
         n++;
     }
     return modes_cluster_effective(forced, m, n);
 }
 
-#define CHECK_EFF(forced, modes, want)                                                     \
-    CHECK(eff((forced), (modes)) == (want), "forced=%s members=[%s] -> %s",               \
+#define CHECK_EFF(forced, modes, want)                                                             \
+    CHECK(eff((forced), (modes)) == (want), "forced=%s members=[%s] -> %s",                        \
           cluster_mode_name(forced), (modes), cluster_mode_name(want))
 
 static void test_effective(void)
