@@ -131,6 +131,7 @@ CONF
 
 # bench_machine: prints the machine, the data file system and tool versions.
 bench_machine() {
+    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews figures)"
     echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 |
         sed 's/^ //')), $(free -g | awk '/^Mem:/{print $2}') GiB RAM, kernel $(uname -r)"
     echo "data: $T on $(df -PT "$T" | awk 'NR==2{print $2" ("$1")"}')"
@@ -165,5 +166,6 @@ errors = sum(int(v) for k, v in kv.items() if k.startswith("errors_"))
 print("\t".join([test, server, run, size, kv["requests"], kv["duration_us"], str(errors),
                  kv["lat_p50_us"], kv["lat_p99_us"]]))
 PY
-    printf '  %-10s %-20s run %d: %s\n' "$test" "$server" "$run" "${line#RESULT }" >&2
+    printf '  [%4ds] %-10s %-20s run %d: %s\n' "$SECONDS" "$test" "$server" "$run" \
+        "${line#RESULT }" >&2
 }

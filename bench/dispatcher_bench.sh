@@ -6,9 +6,11 @@
 # Usage: bench/dispatcher_bench.sh [options]
 #   --build DIR         build folder with the binaries (default: build-bench)
 #   --dir DIR           where storage roots and nginx files live (default: $TMPDIR or /var/tmp)
-#   --keys N            thrasher keys (default 20000), 16 clients, 20-byte values
+#   --keys N            thrasher keys (default 5000), 16 clients, 20-byte values
 #   --duration SECS     seconds per wrk run (default 5)
 #   --runs N            GET runs per server, interleaved (default 3)
+#   --cold N            objects in the cold GET set, more than the dispatcher caches (default
+#                       24576; 0 skips it). The hot set is 100 objects.
 #   --big BYTES         size of the big upload/download (default 1073741824 = 1 GiB)
 #   --rss-upload BYTES  size of the upload during which RSS growth is measured (default 200 MiB)
 #   --many N            concurrent connections for the RSS-under-connections run (default 1000)
@@ -16,17 +18,15 @@
 # Builds nothing. Without STF_DB_URL in the environment it runs itself under
 # test/harness/with-services.sh (a throw-away PostgreSQL and Redis). storaged keeps its default
 # fsync = on, so every upload is durable on three disks before it is acknowledged.
+# About 5 minutes with the defaults (populating the cold set through the dispatcher is most of it).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-if [ -z "${STF_DB_URL:-}" ]; then
-    exec "$top/test/harness/with-services.sh" "$0" "$@"
-fi
-. "$here/bench_lib.sh"
+args=("$@")
 
 build=$top/build-bench
-keys=20000 duration=5 runs=3 files=100
+keys=5000 duration=5 runs=3 files=100 cold=24576
 big=1073741824 rss_upload=209715200 many=1000
 BENCH_THREADS=2 BENCH_CONNS=32 BENCH_KEEP=0
 while [ $# -gt 0 ]; do
@@ -39,11 +39,16 @@ while [ $# -gt 0 ]; do
     --big) big=$2; shift 2 ;;
     --rss-upload) rss_upload=$2; shift 2 ;;
     --many) many=$2; shift 2 ;;
+    --cold) cold=$2; shift 2 ;;
     --keep) BENCH_KEEP=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "dispatcher_bench: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
+if [ -z "${STF_DB_URL:-}" ]; then
+    exec "$top/test/harness/with-services.sh" bash "$here/dispatcher_bench.sh" "${args[@]}"
+fi
+. "$here/bench_lib.sh"
 bench_init dispatcher_bench
 bench_need wrk nginx curl python3 md5sum
 dispatcher=$build/dispatcher/dispatcher
@@ -114,23 +119,37 @@ echo "## thrasher: $keys keys, 16 clients, PUT + GET + DELETE of 20 bytes"
 echo
 
 # --- 2. 4 KiB GET: dispatcher vs nginx static -----------------------------------------------
-python3 "$here/populate.py" "${durl}bench/" get4096 "$files" 4096
-python3 "$here/populate.py" "$nginx_url" get4096 "$files" 4096
+# "hot": $files objects, which the dispatcher's in-process body cache (small objects) holds;
+# "cold": $cold objects, more than that cache holds, so every dispatcher GET reads a storaged.
+cache_hits() {
+    curl -s "${durl}_metrics" | awk '/^stf_dispatcher_body_cache_hits_total/{s+=$2} END{print s+0}'
+}
 declare -A prefix=([nginx]=/ [dispatcher]=/bench/) url=([nginx]=$nginx_url [dispatcher]=$durl)
-for s in nginx dispatcher; do
-    bench_wrk warmup "$s" 0 4096 1 "${url[$s]}" -- get "${prefix[$s]}" get4096 "$files"
-done
-for r in $(seq 1 "$runs"); do
-    for s in $(bench_order "$r" nginx dispatcher); do
-        bench_wrk "GET 4 KiB" "$s" "$r" 4096 "$duration" "${url[$s]}" -- \
-            get "${prefix[$s]}" get4096 "$files"
+get_set() { # LABEL NAME COUNT
+    local label=$1 name=$2 count=$3 s r h0 reqs
+    python3 "$here/populate.py" "${durl}bench/" "$name" "$count" 4096 16
+    python3 "$here/populate.py" "$nginx_url" "$name" "$count" 4096 4
+    for s in nginx dispatcher; do
+        bench_wrk warmup "$s" 0 4096 1 "${url[$s]}" -- get "${prefix[$s]}" "$name" "$count"
     done
-done
+    h0=$(cache_hits)
+    for r in $(seq 1 "$runs"); do
+        for s in $(bench_order "$r" nginx dispatcher); do
+            bench_wrk "$label" "$s" "$r" 4096 "$duration" "${url[$s]}" -- \
+                get "${prefix[$s]}" "$name" "$count"
+        done
+    done
+    reqs=$(awk -F'\t' -v t="$label" '$1==t && $2=="dispatcher"{n+=$5} END{print n+0}' "$T/results.tsv")
+    echo "$label: $(( ($(cache_hits) - h0) * 100 / (reqs > 0 ? reqs : 1) ))% of the dispatcher's" \
+         "GETs were served from its body cache" >>"$summary"
+}
+get_set "GET 4 KiB hot" get4096 "$files"
+[ "$cold" -gt 0 ] && get_set "GET 4 KiB cold" cold4096 "$cold"
 
 # --- 3. RSS with many concurrent connections --------------------------------------------------
 python3 "$here/rss_peak.py" "$dpid" >"$T/rss_many.txt" &
 sampler=$!
-BENCH_CONNS=$many bench_wrk "GET 4 KiB, $many conns" dispatcher 1 4096 "$duration" "$durl" -- \
+BENCH_CONNS=$many bench_wrk "GET 4 KiB hot, $many conns" dispatcher 1 4096 "$duration" "$durl" -- \
     get /bench/ get4096 "$files"
 kill -TERM "$sampler"
 wait "$sampler"
@@ -192,10 +211,13 @@ echo "dispatcher RSS during the $((big / 1048576)) MiB upload: $((rss_before_big
 # --- report -------------------------------------------------------------------------------------
 echo
 echo "## GET through the dispatcher vs nginx static (wrk -t$BENCH_THREADS -c$BENCH_CONNS -d${duration}s)"
-python3 "$here/report.py" "$T/results.tsv" --baseline nginx --target "GET 4 KiB" dispatcher 0.5
+targets=(--target "GET 4 KiB hot" dispatcher 0.5)
+[ "$cold" -gt 0 ] && targets+=(--target "GET 4 KiB cold" dispatcher 0.5)
+python3 "$here/report.py" "$T/results.tsv" --baseline nginx "${targets[@]}"
 echo
 echo "## big transfers (curl, one at a time)"
 cat "$transfers"
 echo
-echo "## memory"
+echo "## memory and cache"
 cat "$summary"
+echo; echo "load average at end: $(cut -d" " -f1-3 /proc/loadavg)"

@@ -108,3 +108,4 @@ done
 
 echo
 python3 "$here/report.py" "$T/results.tsv" --baseline nginx --target "GET 4 KiB" storaged-fsync-on 0.8
+echo; echo "load average at end: $(cut -d" " -f1-3 /proc/loadavg)"

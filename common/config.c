@@ -82,6 +82,12 @@ static const struct cfg_key cfg_keys[] = {
     {"repaird", "rebalance_window", "repaird.rebalance_window", CFG_WINDOW,
      F(repaird.rebalance_window), def_rebalance_window, 0, 0,
      "HH:MM-HH:MM such as 01:00-05:00 (may wrap midnight; 00:00-24:00 = always)"},
+    {"repaird", "rebalance_delete_delay", "repaird.rebalance_delete_delay", CFG_DURATION,
+     F(repaird.rebalance_delete_delay_ms), NULL, 0, 24ULL * 3600 * 1000,
+     "a duration from 0 to 24h such as 30s, 5m"},
+    {"repaird", "scrub_bytes_per_sec", "repaird.scrub_bytes_per_sec", CFG_SIZE,
+     F(repaird.scrub_bytes_per_sec), NULL, 0, UINT64_MAX,
+     "a size such as 512K, 1M, 64M; 0 = no scrub"},
 };
 
 #undef F
@@ -118,6 +124,8 @@ void cfg_init(struct cfg *cfg)
     cfg->repaird.health_interval_ms = 5000;
     cfg->repaird.down_after = 3;
     cfg->repaird.max_bytes_per_sec = 64ULL << 20;
+    cfg->repaird.rebalance_delete_delay_ms = 30000;
+    cfg->repaird.scrub_bytes_per_sec = 1ULL << 20;
 }
 
 void cfg_release(struct cfg *cfg)
@@ -345,6 +353,46 @@ static int parse_reproxy(const char *s, enum reproxy_mode *ret)
     return 0;
 }
 
+/* libpq's messages quote pieces of s ('... in URI: "postgresql://u:pw@[::1"'), which may hold a
+ * password: after every '"', the longest text that also occurs in s, when 3 bytes or longer,
+ * becomes "..." (found by bisection: every prefix of a text found in s is in s too). */
+static void redact_echoes(char *why, const char *s)
+{
+    size_t n = strlen(why), slen = strlen(s), w = 0;
+    bool mark[256] = {false};
+
+    if (n >= sizeof(mark)) {
+        n = sizeof(mark) - 1;
+        why[n] = '\0';
+    }
+    for (size_t q = 0; q < n; q++) {
+        size_t lo = 0, hi = n - q - 1;
+
+        if (why[q] != '"')
+            continue;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo + 1) / 2;
+
+            if (memmem(s, slen, why + q + 1, mid) != NULL)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        for (size_t i = q + 1; lo >= 3 && i < q + 1 + lo; i++)
+            mark[i] = true;
+    }
+    /* in place: a marked run is at least 3 bytes, so "..." never overtakes the reading */
+    for (size_t i = 0; i < n; i++) {
+        if (!mark[i]) {
+            why[w++] = why[i];
+        } else if (i == 0 || !mark[i - 1]) {
+            memcpy(why + w, "...", 3);
+            w += 3;
+        }
+    }
+    why[w] = '\0';
+}
+
 /* Checks a libpq connection string without connecting; *why gets libpq's reason. */
 static int check_pg_url(const char *s, char *why, size_t whylen)
 {
@@ -362,6 +410,7 @@ static int check_pg_url(const char *s, char *why, size_t whylen)
     if (msg == NULL)
         return -ENOMEM;
     snprintf(why, whylen, "%s", msg);
+    redact_echoes(why, s);
     n = strlen(why);
     while (n > 0 && (why[n - 1] == '\n' || why[n - 1] == ' '))
         why[--n] = '\0';

@@ -33,11 +33,14 @@ struct cfg {
         bool fsync;   /* default on */
     } storaged;
     struct {
-        unsigned workers;            /* default 4, 1..256 */
-        uint64_t health_interval_ms; /* default 5s */
-        unsigned down_after;         /* default 3; 0 = never */
-        uint64_t max_bytes_per_sec;  /* default 64M; 0 = unlimited */
-        char *rebalance_window;      /* "HH:MM-HH:MM", default "01:00-05:00" */
+        unsigned workers;                   /* default 4, 1..256 */
+        uint64_t health_interval_ms;        /* default 5s */
+        unsigned down_after;                /* default 3; 0 = never */
+        uint64_t max_bytes_per_sec;         /* default 64M; 0 = unlimited */
+        char *rebalance_window;             /* "HH:MM-HH:MM", default "01:00-05:00" */
+        uint64_t rebalance_delete_delay_ms; /* default 30s: how long a moved object's old
+                                             * copies stay readable */
+        uint64_t scrub_bytes_per_sec;       /* default 1M; 0 = no scrub */
     } repaird;
 };
 

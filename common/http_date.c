@@ -3,6 +3,7 @@
 #include "http_date.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,14 +11,31 @@ static const char *const wdays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "S
 static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
+/* The instants a four-digit year can spell: 0000-01-01T00:00:00Z .. 9999-12-31T23:59:59Z. */
+#define HTTP_DATE_MIN (-62167219200LL)
+#define HTTP_DATE_MAX 253402300799LL
+
 void http_date_format(time_t t, char out[HTTP_DATE_LEN])
 {
     struct tm tm;
 
+    /* clamped: gmtime_r fails (leaving tm unset) where the year does not fit an int */
+    if ((long long) t < HTTP_DATE_MIN)
+        t = (time_t) HTTP_DATE_MIN;
+    else if ((long long) t > HTTP_DATE_MAX)
+        t = (time_t) HTTP_DATE_MAX;
     gmtime_r(&t, &tm);
     snprintf(out, HTTP_DATE_LEN, "%s, %02d %s %04d %02d:%02d:%02d GMT", wdays[tm.tm_wday % 7],
              tm.tm_mday % 100, months[tm.tm_mon % 12], (tm.tm_year + 1900) % 10000,
              tm.tm_hour % 100, tm.tm_min % 100, tm.tm_sec % 100);
+}
+
+static int days_in_month(int mon, int year)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+    return mon == 1 && leap ? 29 : days[mon];
 }
 
 static int month_parse(const char *s)
@@ -129,10 +147,13 @@ int http_date_parse(const char *s, time_t *ret)
         r = r ?: digits(&s, 4, &tm.tm_year);
         tm.tm_year -= 1900;
     }
-    if (r < 0 || *s != '\0' || tm.tm_mday < 1 || tm.tm_mday > 31)
+    /* a day the month does not have ("31 Feb") is refused, not moved into the next month */
+    if (r < 0 || *s != '\0' || tm.tm_mday < 1 ||
+        tm.tm_mday > days_in_month(tm.tm_mon, tm.tm_year + 1900))
         return -EINVAL;
-    t = timegm(&tm);
-    if (t == (time_t) -1)
+    errno = 0;
+    t = timegm(&tm); /* -1 is also 1969-12-31T23:59:59Z */
+    if (t == (time_t) -1 && errno != 0)
         return -EINVAL;
     *ret = t;
     return 0;

@@ -12,8 +12,8 @@ struct buf;
 struct kv;
 
 #define OBJCACHE_CHANNEL "stf:inval"
-#define OBJCACHE_TTL_S 15       /* a cached row lives at most this long */
-#define OBJCACHE_TOMBSTONE_S 5  /* after an invalidation, nobody refills the key this long */
+#define OBJCACHE_TTL_S 15      /* a cached row lives at most this long */
+#define OBJCACHE_TOMBSTONE_S 2 /* after an invalidation, nobody refills the key this long */
 #define OBJCACHE_TOMBSTONE "-"
 
 /* "stf:o:<bucket_id>:<name>" and "stf:b:<name>". Return 0 or -ENOMEM/-E2BIG. */

@@ -97,8 +97,8 @@ enum MHD_Result bucket_move(struct request *req, const char *data, size_t *size)
     if (strcmp(name, req->bucket) == 0) {
         r = meta_db_bucket_id(db, name, &id);
         return r == -ENOENT ? respond_text(req, 404, "no such bucket")
-                            : r < 0 ? respond_errno(req, r, "cannot rename the bucket")
-                                    : respond_text(req, 409, "destination bucket exists");
+               : r < 0      ? respond_errno(req, r, "cannot rename the bucket")
+                            : respond_text(req, 409, "destination bucket exists");
     }
     r = meta_db_bucket_move(db, req->bucket, name, &id);
     if (r == -ENOENT)

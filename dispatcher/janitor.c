@@ -28,13 +28,13 @@ enum jtask_kind { JT_JOB, JT_CLEANUP, JT_INVAL };
 struct jtask {
     struct jtask *next;
     enum jtask_kind kind;
-    char *a;        /* JOB: kind; CLEANUP: internal name; INVAL: key */
-    char *b;        /* JOB: payload */
+    char *a; /* JOB: kind; CLEANUP: internal name; INVAL: key */
+    char *b; /* JOB: payload */
     int64_t cluster_id;
-    char **uris;    /* CLEANUP */
+    char **uris; /* CLEANUP */
     size_t nuris;
-    int64_t due_ms;      /* not before */
-    int64_t expires_ms;  /* INVAL: pointless after this */
+    int64_t due_ms;     /* not before */
+    int64_t expires_ms; /* INVAL: pointless after this */
     unsigned attempts;
 };
 

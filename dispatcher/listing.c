@@ -65,8 +65,9 @@ enum MHD_Result listing_get(struct request *req, const char *data, size_t *size)
     if (parse_limit(req_arg(req, "limit"), &limit) < 0)
         return respond_text(req, 400, "limit must be a number from 1 to 10000");
     if (!text_ok(prefix) || !text_ok(after))
-        return respond_text(req, 400, "prefix and after must be UTF-8 text of up to 1024 bytes "
-                                      "without control characters");
+        return respond_text(req, 400,
+                            "prefix and after must be UTF-8 text of up to 1024 bytes "
+                            "without control characters");
     r = meta_cache_bucket(req->srv->cache, req->bucket, &bucket_id);
     if (r == -ENOENT)
         return respond_text(req, 404, "no such bucket");

@@ -1,6 +1,7 @@
 /* dispatcher/main.c — the dispatcher program: arguments and config, wiring of the parts
  * (topology, caches, upstream engine, janitor, notifications, HTTP server), and the graceful
  * stop on SIGTERM/SIGINT. */
+#include "body_cache.h"
 #include "config.h"
 #include "daemon.h"
 #include "http_client.h"
@@ -41,6 +42,7 @@ int main(int argc, char **argv)
     struct topology *topo = NULL;
     struct upstream *up = NULL;
     struct notify *notify = NULL;
+    struct body_cache *bodies = NULL;
     struct cfg cfg;
     int rc = 1, sig;
     unsigned loops;
@@ -60,7 +62,8 @@ int main(int argc, char **argv)
     cache = janitor ? meta_cache_new(janitor) : NULL;
     topo = cache ? topology_new(cfg.database.url) : NULL;
     up = topo ? upstream_new(loops ? loops : 1) : NULL;
-    notify = up ? notify_new(cfg.redis.url, topo, cache) : NULL;
+    bodies = up ? body_cache_new(BODY_CACHE_BYTES) : NULL;
+    notify = bodies ? notify_new(cfg.redis.url, topo, cache) : NULL;
     if (!notify) {
         log_error("event=init_failed");
         goto out;
@@ -70,6 +73,7 @@ int main(int argc, char **argv)
     srv.cache = cache;
     srv.up = up;
     srv.janitor = janitor;
+    srv.bodies = bodies;
     if (server_start(&srv) < 0)
         goto out;
     for (;;) {
@@ -91,6 +95,7 @@ out:
     topology_free(topo);
     janitor_free(janitor, JANITOR_DRAIN_MS);
     meta_cache_free(cache);
+    body_cache_free(bodies);
     tctx_release();
     http_global_cleanup();
     cfg_release(&cfg);

@@ -16,8 +16,8 @@
 
 #define COMMIT_RETRIES 4
 
-#define OBJECT_COLUMNS                                                                     \
-    "id, bucket_id, cluster_id, size, floor(extract(epoch FROM updated_at))::bigint, "     \
+#define OBJECT_COLUMNS                                                                             \
+    "id, bucket_id, cluster_id, size, floor(extract(epoch FROM updated_at))::bigint, "             \
     "internal_name, etag, content_type"
 
 static void i64str(int64_t v, char out[24])
@@ -51,8 +51,8 @@ int meta_db_bucket_id(struct db *db, const char *name, int64_t *ret_id)
 {
     const char *p[1] = {name};
 
-    return db_query_int64(db, "SELECT id FROM buckets WHERE name = $1 AND deleted_at IS NULL", 1,
-                          p, ret_id);
+    return db_query_int64(db, "SELECT id FROM buckets WHERE name = $1 AND deleted_at IS NULL", 1, p,
+                          ret_id);
 }
 
 int meta_db_object_get(struct db *db, int64_t bucket_id, const char *name, struct obj_meta *ret)
@@ -80,8 +80,9 @@ int meta_db_bucket_create(struct db *db, const char *name)
     PGresult *res;
     int r;
 
-    res = db_exec(db, "INSERT INTO buckets (name) VALUES ($1) "
-                      "ON CONFLICT (name) WHERE deleted_at IS NULL DO NOTHING RETURNING id",
+    res = db_exec(db,
+                  "INSERT INTO buckets (name) VALUES ($1) "
+                  "ON CONFLICT (name) WHERE deleted_at IS NULL DO NOTHING RETURNING id",
                   1, p);
     if (!res)
         return -EIO;
@@ -116,8 +117,10 @@ int meta_db_bucket_delete(struct db *db, struct kv *kv, const char *name, int64_
 
     if (db_begin(db) < 0)
         return -EIO;
-    r = db_query_int64(db, "UPDATE buckets SET deleted_at = now() "
-                           "WHERE name = $1 AND deleted_at IS NULL RETURNING id", 1, p, &id);
+    r = db_query_int64(db,
+                       "UPDATE buckets SET deleted_at = now() "
+                       "WHERE name = $1 AND deleted_at IS NULL RETURNING id",
+                       1, p, &id);
     if (r == 0) {
         snprintf(payload, sizeof(payload), "{\"bucket_id\": %" PRId64 "}", id);
         r = jobs_insert(db, "delete_bucket", payload, &job);
@@ -138,8 +141,10 @@ int meta_db_bucket_move(struct db *db, const char *from, const char *to, int64_t
     const char *p[2] = {from, to};
     int r;
 
-    r = db_query_int64(db, "UPDATE buckets SET name = $2 "
-                           "WHERE name = $1 AND deleted_at IS NULL RETURNING id", 2, p, ret_id);
+    r = db_query_int64(db,
+                       "UPDATE buckets SET name = $2 "
+                       "WHERE name = $1 AND deleted_at IS NULL RETURNING id",
+                       2, p, ret_id);
     if (r == -EIO && db_is_unique_violation(db))
         return -EEXIST;
     return r == -ENOENT ? -ENOENT : (r < 0 ? -EIO : 0);
@@ -152,8 +157,10 @@ static int lock_live_bucket(struct db *db, int64_t bucket_id)
     const char *p[1] = {bid};
 
     i64str(bucket_id, bid);
-    return db_query_int64(db, "SELECT id FROM buckets WHERE id = $1 AND deleted_at IS NULL "
-                              "FOR SHARE", 1, p, NULL);
+    return db_query_int64(db,
+                          "SELECT id FROM buckets WHERE id = $1 AND deleted_at IS NULL "
+                          "FOR SHARE",
+                          1, p, NULL);
 }
 
 /* One try of the commit transaction. Returns 0, -EAGAIN (retry), or a final error. */
@@ -173,8 +180,10 @@ static int commit_once(struct db *db, const struct obj_commit *c, struct obj_met
     r = lock_live_bucket(db, c->bucket_id);
     if (r < 0)
         goto fail;
-    res = db_exec(db, "SELECT id, cluster_id, internal_name FROM objects "
-                      "WHERE bucket_id = $1 AND name = $2 FOR UPDATE", 2, sel);
+    res = db_exec(db,
+                  "SELECT id, cluster_id, internal_name FROM objects "
+                  "WHERE bucket_id = $1 AND name = $2 FOR UPDATE",
+                  2, sel);
     if (!res) {
         r = -EIO;
         goto fail;
@@ -191,9 +200,11 @@ static int commit_once(struct db *db, const struct obj_commit *c, struct obj_met
         snprintf(oid, sizeof(oid), "%s", PQgetvalue(res, 0, 0));
         snprintf(old_name, sizeof(old_name), "%s", PQgetvalue(res, 0, 2));
         PQclear(res);
-        res = db_exec(db, "UPDATE objects SET internal_name = $2, cluster_id = $3, size = $4, "
-                          "etag = $5, content_type = $6, updated_at = now() WHERE id = $1 "
-                          "RETURNING " OBJECT_COLUMNS, 6, up);
+        res = db_exec(db,
+                      "UPDATE objects SET internal_name = $2, cluster_id = $3, size = $4, "
+                      "etag = $5, content_type = $6, updated_at = now() WHERE id = $1 "
+                      "RETURNING " OBJECT_COLUMNS,
+                      6, up);
         if (!res || PQntuples(res) != 1) {
             r = -EIO;
             goto fail;
@@ -203,13 +214,14 @@ static int commit_once(struct db *db, const struct obj_commit *c, struct obj_met
         if (r < 0)
             goto fail;
     } else {
-        const char *ins[7] = {bid, c->name, c->internal_name, cid, size, c->etag,
-                              c->content_type};
+        const char *ins[7] = {bid, c->name, c->internal_name, cid, size, c->etag, c->content_type};
 
         PQclear(res);
-        res = db_exec(db, "INSERT INTO objects (bucket_id, name, internal_name, cluster_id, "
-                          "size, etag, content_type) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-                          "RETURNING " OBJECT_COLUMNS, 7, ins);
+        res = db_exec(db,
+                      "INSERT INTO objects (bucket_id, name, internal_name, cluster_id, "
+                      "size, etag, content_type) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                      "RETURNING " OBJECT_COLUMNS,
+                      7, ins);
         if (!res || PQntuples(res) != 1) {
             r = retryable(db) ? -EAGAIN : -EIO;
             goto fail;
@@ -257,8 +269,10 @@ int meta_db_object_delete(struct db *db, struct kv *kv, int64_t bucket_id, const
     i64str(bucket_id, bid);
     if (db_begin(db) < 0)
         return -EIO;
-    res = db_exec(db, "DELETE FROM objects WHERE bucket_id = $1 AND name = $2 "
-                      "RETURNING " OBJECT_COLUMNS, 2, p);
+    res = db_exec(db,
+                  "DELETE FROM objects WHERE bucket_id = $1 AND name = $2 "
+                  "RETURNING " OBJECT_COLUMNS,
+                  2, p);
     if (!res) {
         r = -EIO;
         goto fail;
@@ -305,8 +319,10 @@ static int move_once(struct db *db, int64_t src_bucket, const char *src_name, in
     if (r < 0)
         goto fail;
     i64str(src_id, sid);
-    res = db_exec(db, "SELECT id, cluster_id, internal_name FROM objects "
-                      "WHERE bucket_id = $1 AND name = $2 FOR UPDATE", 2, pdst);
+    res = db_exec(db,
+                  "SELECT id, cluster_id, internal_name FROM objects "
+                  "WHERE bucket_id = $1 AND name = $2 FOR UPDATE",
+                  2, pdst);
     if (!res) {
         r = -EIO;
         goto fail;
@@ -392,10 +408,12 @@ int meta_db_list(struct db *db, int64_t bucket_id, const char *prefix, const cha
     if (r < 0)
         goto out;
     p[2] = like.ptr;
-    res = db_exec(db, "SELECT name, size, etag, "
-                      "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-                      "FROM objects WHERE bucket_id = $1 AND name > $2 AND name LIKE $3 "
-                      "ORDER BY name LIMIT $4", 4, p);
+    res = db_exec(db,
+                  "SELECT name, size, etag, "
+                  "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+                  "FROM objects WHERE bucket_id = $1 AND name > $2 AND name LIKE $3 "
+                  "ORDER BY name LIMIT $4",
+                  4, p);
     if (!res) {
         r = -EIO;
         goto out;
@@ -406,8 +424,9 @@ int meta_db_list(struct db *db, int64_t bucket_id, const char *prefix, const cha
     for (int i = 0; i < shown && r == 0; i++) {
         r = buf_puts(out, i ? ",{\"name\":" : "{\"name\":");
         r = r ?: buf_json_str(out, PQgetvalue(res, i, 0));
-        r = r ?: buf_printf(out, ",\"size\":%s,\"etag\":\"%s\",\"last_modified\":\"%s\"}",
-                            PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+        r = r
+                ?: buf_printf(out, ",\"size\":%s,\"etag\":\"%s\",\"last_modified\":\"%s\"}",
+                              PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
     }
     r = r ?: buf_puts(out, "],\"next\":");
     if (r == 0 && n > (int) limit && shown > 0)

@@ -15,14 +15,14 @@
 static const char *const method_names[] = {"GET", "HEAD", "PUT", "DELETE", "MOVE", "POST", "other"};
 #define N_METHODS (sizeof(method_names) / sizeof(method_names[0]))
 
-static const unsigned status_codes[] = {200, 201, 204, 206, 304, 400, 404, 405, 409,
-                                        411, 412, 413, 416, 500, 503, 0 /* other */};
+static const unsigned status_codes[] = {200, 201, 204, 206, 304, 400, 404, 405,
+                                        409, 411, 412, 413, 416, 500, 503, 0 /* other */};
 #define N_STATUS (sizeof(status_codes) / sizeof(status_codes[0]))
 
 /* Latency histogram bounds in microseconds (rendered in seconds); the last bucket is +Inf. */
-static const uint64_t latency_bounds_us[] = {500,    1000,   2500,    5000,    10000,  25000,
-                                             50000,  100000, 250000,  500000,  1000000,
-                                             2500000, 5000000, 10000000};
+static const uint64_t latency_bounds_us[] = {500,     1000,    2500,    5000,    10000,
+                                             25000,   50000,   100000,  250000,  500000,
+                                             1000000, 2500000, 5000000, 10000000};
 #define N_BOUNDS (sizeof(latency_bounds_us) / sizeof(latency_bounds_us[0]))
 
 static const struct {
@@ -54,6 +54,10 @@ static const struct {
                          "Metadata lookups that went to PostgreSQL."},
     [MC_TOPOLOGY_RELOADS] = {"stf_dispatcher_topology_reloads_total",
                              "Reloads of cluster and storage modes from PostgreSQL."},
+    [MC_BODY_CACHE_HITS] = {"stf_dispatcher_body_cache_hits_total",
+                            "Small object bodies served from the in-process cache."},
+    [MC_CORRUPT_COPIES] = {"stf_dispatcher_corrupt_copies_total",
+                           "Copies read whose bytes did not match the object's MD5."},
 };
 
 static _Atomic uint64_t counters[MC__COUNT];
@@ -129,11 +133,14 @@ static int render_requests(struct buf *out)
             if (v == 0)
                 continue;
             if (status_codes[s])
-                r = buf_printf(out, "stf_dispatcher_requests_total{method=\"%s\",status=\"%u\"} %"
-                               PRIu64 "\n", method_names[m], status_codes[s], v);
+                r = buf_printf(
+                    out, "stf_dispatcher_requests_total{method=\"%s\",status=\"%u\"} %" PRIu64 "\n",
+                    method_names[m], status_codes[s], v);
             else
-                r = buf_printf(out, "stf_dispatcher_requests_total{method=\"%s\",status=\"other\"} "
-                               "%" PRIu64 "\n", method_names[m], v);
+                r = buf_printf(out,
+                               "stf_dispatcher_requests_total{method=\"%s\",status=\"other\"} "
+                               "%" PRIu64 "\n",
+                               method_names[m], v);
         }
     }
     return r;
@@ -152,18 +159,22 @@ static int render_latency(struct buf *out)
         for (size_t b = 0; r == 0 && b <= N_BOUNDS; b++) {
             cum += load(&latency_buckets[m][b]);
             if (b < N_BOUNDS)
-                r = buf_printf(out, "stf_dispatcher_request_duration_seconds_bucket{method=\"%s\","
-                               "le=\"%g\"} %" PRIu64 "\n", method_names[m],
-                               (double) latency_bounds_us[b] / 1e6, cum);
+                r = buf_printf(out,
+                               "stf_dispatcher_request_duration_seconds_bucket{method=\"%s\","
+                               "le=\"%g\"} %" PRIu64 "\n",
+                               method_names[m], (double) latency_bounds_us[b] / 1e6, cum);
             else
-                r = buf_printf(out, "stf_dispatcher_request_duration_seconds_bucket{method=\"%s\","
-                               "le=\"+Inf\"} %" PRIu64 "\n", method_names[m], cum);
+                r = buf_printf(out,
+                               "stf_dispatcher_request_duration_seconds_bucket{method=\"%s\","
+                               "le=\"+Inf\"} %" PRIu64 "\n",
+                               method_names[m], cum);
         }
         if (r == 0)
-            r = buf_printf(out, "stf_dispatcher_request_duration_seconds_sum{method=\"%s\"} %.6f\n"
-                           "stf_dispatcher_request_duration_seconds_count{method=\"%s\"} %" PRIu64
-                           "\n", method_names[m], (double) load(&latency_sum_us[m]) / 1e6,
-                           method_names[m], count);
+            r = buf_printf(
+                out,
+                "stf_dispatcher_request_duration_seconds_sum{method=\"%s\"} %.6f\n"
+                "stf_dispatcher_request_duration_seconds_count{method=\"%s\"} %" PRIu64 "\n",
+                method_names[m], (double) load(&latency_sum_us[m]) / 1e6, method_names[m], count);
     }
     return r;
 }
@@ -186,9 +197,11 @@ static int render_queues(struct buf *out, struct db *db, struct kv *kv)
         redisReply *rep = kv_commandf(kv, "XLEN %s", JOBS_STREAM);
 
         if (rep && rep->type == REDIS_REPLY_INTEGER)
-            r = buf_printf(out, "# HELP stf_jobs_stream_length Entries on the Redis job stream.\n"
+            r = buf_printf(out,
+                           "# HELP stf_jobs_stream_length Entries on the Redis job stream.\n"
                            "# TYPE stf_jobs_stream_length gauge\n"
-                           "stf_jobs_stream_length %lld\n", rep->integer);
+                           "stf_jobs_stream_length %lld\n",
+                           rep->integer);
         if (rep)
             freeReplyObject(rep);
     }
@@ -206,7 +219,8 @@ int metrics_render(struct buf *out, struct db *db, struct kv *kv)
                        counter_info[c].name, counter_info[c].help, counter_info[c].name,
                        counter_info[c].name, load(&counters[c]));
     if (r == 0)
-        r = buf_printf(out, "# HELP stf_dispatcher_inflight_requests Requests being served.\n"
+        r = buf_printf(out,
+                       "# HELP stf_dispatcher_inflight_requests Requests being served.\n"
                        "# TYPE stf_dispatcher_inflight_requests gauge\n"
                        "stf_dispatcher_inflight_requests %" PRId64 "\n"
                        "# HELP stf_dispatcher_connections Open client connections.\n"

@@ -10,20 +10,22 @@ struct db;
 struct kv;
 
 enum metrics_counter {
-    MC_BYTES_IN = 0,       /* request body bytes received from clients */
-    MC_BYTES_OUT,          /* response body bytes sent to clients */
-    MC_CLUSTER_FALLBACKS,  /* writes stored on a cluster other than the first in hash order */
+    MC_BYTES_IN = 0,          /* request body bytes received from clients */
+    MC_BYTES_OUT,             /* response body bytes sent to clients */
+    MC_CLUSTER_FALLBACKS,     /* writes stored on a cluster other than the first in hash order */
     MC_WRITE_ATTEMPTS_FAILED, /* cluster attempts that failed (and moved on) */
-    MC_WRITES_UNAVAILABLE, /* writes answered 503: no cluster could take them */
-    MC_SPARE_FAILURES,     /* spare copies that failed and were queued for repair */
-    MC_FAILOVER_READS,     /* reads that needed another copy than the first */
-    MC_READS_UNAVAILABLE,  /* reads answered 503: no copy reachable */
-    MC_REPAIRS_QUEUED,     /* repair_object jobs queued */
-    MC_CLEANUPS_DEFERRED,  /* failed-attempt copies left to repaird (delete_files jobs) */
-    MC_CACHE_HITS_LOCAL,   /* metadata found in the in-process cache */
-    MC_CACHE_HITS_REDIS,   /* metadata found in Redis */
-    MC_CACHE_MISSES,       /* metadata read from PostgreSQL */
-    MC_TOPOLOGY_RELOADS,   /* cluster/storage modes reloaded from PostgreSQL */
+    MC_WRITES_UNAVAILABLE,    /* writes answered 503: no cluster could take them */
+    MC_SPARE_FAILURES,        /* spare copies that failed and were queued for repair */
+    MC_FAILOVER_READS,        /* reads that needed another copy than the first */
+    MC_READS_UNAVAILABLE,     /* reads answered 503: no copy reachable */
+    MC_REPAIRS_QUEUED,        /* repair_object jobs queued */
+    MC_CLEANUPS_DEFERRED,     /* failed-attempt copies left to repaird (delete_files jobs) */
+    MC_CACHE_HITS_LOCAL,      /* metadata found in the in-process cache */
+    MC_CACHE_HITS_REDIS,      /* metadata found in Redis */
+    MC_CACHE_MISSES,          /* metadata read from PostgreSQL */
+    MC_TOPOLOGY_RELOADS,      /* cluster/storage modes reloaded from PostgreSQL */
+    MC_BODY_CACHE_HITS,       /* small object bodies served from memory */
+    MC_CORRUPT_COPIES,        /* copies whose bytes did not match the object's MD5 */
     MC__COUNT
 };
 

@@ -4,8 +4,10 @@
  * that needed another copy queues a repair of the object. */
 #include "handlers.h"
 
+#include "body_cache.h"
 #include "cluster_pick.h"
 #include "config.h"
+#include "fetch_sync.h"
 #include "http_date.h"
 #include "janitor.h"
 #include "log.h"
@@ -35,7 +37,8 @@ struct get_req {
     bool cached;    /* m came from a cache */
     bool refetched; /* m was re-read from PostgreSQL after every copy said 404 */
     bool ranged;
-    bool failover;  /* a repair is due (failover, or nginx could not read the first copy) */
+    bool failover; /* a repair is due (failover, or nginx could not read the first copy) */
+    unsigned sync_failed, sync_not_found; /* copies that failed on the fast path */
     uint64_t off, len;
 };
 
@@ -58,13 +61,14 @@ static void get_release(struct request *req, bool completed_ok)
         get_op_failures(g->op, &failed, &not_found);
         get_op_unref(g->op);
     }
+    failed += g->sync_failed;
     if (failed > 0 || g->failover) {
         metrics_inc(MC_FAILOVER_READS, 1);
         metrics_inc(MC_REPAIRS_QUEUED, 1);
         snprintf(payload, sizeof(payload), "{\"object_id\": %" PRId64 "}", g->m.id);
         janitor_job(req->srv->janitor, "repair_object", payload);
-        log_info("event=repair_queued object=%" PRId64 " reason=failover failed_copies=%u",
-                 g->m.id, failed);
+        log_info("event=repair_queued object=%" PRId64 " reason=failover failed_copies=%u", g->m.id,
+                 failed);
     }
     free(g);
     req->state = NULL;
@@ -131,7 +135,7 @@ static bool if_range_ok(struct request *req, const struct obj_meta *m)
         return true;
     if (ir[0] == '"')
         return strlen(ir) == elen + 2 && memcmp(ir + 1, m->etag, elen) == 0 && ir[elen + 1] == '"';
-    if (ir[0] == 'W')
+    if (ir[0] == 'W' && ir[1] == '/') /* a weak tag never matches; "Wed, ..." is a date */
         return false;
     return http_date_parse(ir, &t) == 0 && (int64_t) t == m->mtime;
 }
@@ -182,8 +186,10 @@ static enum MHD_Result respond_body(struct request *req, struct get_req *g,
     return respond(req, g->ranged ? 206 : 200, resp);
 }
 
-/* The copies of the object in read order. Returns how many (0: none readable). */
-static size_t copy_urls(struct request *req, const struct obj_meta *m, char **urls, size_t max)
+/* The copies of the object in read order (urls and storage ids). Returns how many (0: none
+ * readable). */
+static size_t copy_urls(struct request *req, const struct obj_meta *m, char **urls, int64_t *ids,
+                        size_t max)
 {
     const struct topo_storage *st[GET_MAX_COPIES];
     const struct topo_cluster *c;
@@ -203,6 +209,7 @@ static size_t copy_urls(struct request *req, const struct obj_meta *m, char **ur
         if (!urls[n])
             break;
         snprintf(urls[n], len, "%s/%s", st[i]->uri, m->internal_name);
+        ids[n] = st[i]->id;
         n++;
     }
     topology_put(snap);
@@ -228,24 +235,88 @@ static enum MHD_Result respond_reproxy(struct request *req, struct get_req *g, c
     } else { /* Perlbal / mod_reproxy take several: they fail over themselves */
         list[0] = '\0';
         for (size_t i = 0; i < n && used + strlen(urls[i]) + 2 < sizeof(list); i++)
-            used += (size_t) snprintf(list + used, sizeof(list) - used, "%s%s", i ? " " : "",
-                                      urls[i]);
+            used +=
+                (size_t) snprintf(list + used, sizeof(list) - used, "%s%s", i ? " " : "", urls[i]);
     }
     resp = MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT);
     if (!resp)
         return MHD_NO;
     add_object_headers(resp, &g->m);
     MHD_add_response_header(resp, "X-Reproxy-URL", list);
-    if (mode == REPROXY_X_ACCEL_REDIRECT)
+    if (mode == REPROXY_X_ACCEL_REDIRECT) {
+        /* the range the dispatcher decided on (after If-Range): the proxy asks the storage for
+         * exactly this instead of passing the client's headers on */
+        char range[64];
+
         MHD_add_response_header(resp, "X-Accel-Redirect", "/reproxy");
+        if (g->ranged) {
+            snprintf(range, sizeof(range), "bytes=%" PRIu64 "-%" PRIu64, g->off,
+                     g->off + g->len - 1);
+            MHD_add_response_header(resp, "X-STF-Range", range);
+        }
+    }
     return respond(req, 200, resp);
+}
+
+static enum MHD_Result get_failed(struct request *req, struct get_req *g);
+
+/* The fast path for small bodies: read on this thread, copy after copy. A whole object is
+ * checked against its MD5 (a corrupt copy counts as failed; the next one is read) and kept in
+ * the body cache. Answers, or leaves *start at the first copy the asynchronous path should try
+ * (returns MHD_YES without a response then). */
+static enum MHD_Result get_sync(struct request *req, struct get_req *g, char **urls,
+                                const int64_t *ids, size_t n, size_t *start)
+{
+    struct MHD_Response *resp;
+    char *buf = malloc(g->len ? g->len : 1);
+    size_t at = 0;
+
+    if (!buf)
+        return MHD_YES;
+    while (at < n) {
+        unsigned failed = 0, not_found = 0;
+        size_t next = at;
+        int r = fetch_sync((const char *const *) (urls + at), ids + at, n - at, g->off, g->len,
+                           g->ranged, buf, &next, &failed, &not_found);
+
+        g->sync_failed += failed;
+        g->sync_not_found += not_found;
+        next += at;
+        if (r < 0) {
+            at = next;
+            if (r == -EAGAIN)
+                break;
+            continue;
+        }
+        if (!g->ranged && !body_cache_put(req->srv->bodies, g->m.internal_name, g->m.etag, buf,
+                                          (size_t) g->len)) {
+            log_error("event=corrupt_copy url=%s object=%" PRId64 " etag=%s", urls[next], g->m.id,
+                      g->m.etag);
+            metrics_inc(MC_CORRUPT_COPIES, 1);
+            g->sync_failed++;
+            at = next + 1;
+            continue;
+        }
+        resp = MHD_create_response_from_buffer(g->len, buf, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+            free(buf);
+            return MHD_NO;
+        }
+        metrics_inc(MC_BYTES_OUT, g->len);
+        return respond_body(req, g, resp);
+    }
+    free(buf);
+    *start = at;
+    return MHD_YES;
 }
 
 /* Answers from metadata, or starts the transfer. Called again after a refetch. */
 static enum MHD_Result get_serve(struct request *req, struct get_req *g)
 {
     char *urls[GET_MAX_COPIES];
+    int64_t ids[GET_MAX_COPIES];
     uint64_t off = 0, len = 0;
+    size_t start = 0;
     enum range_result rr = RANGE_NONE;
     struct MHD_Response *resp;
     enum MHD_Result ret;
@@ -259,8 +330,8 @@ static enum MHD_Result get_serve(struct request *req, struct get_req *g)
         return respond(req, 304, resp);
     }
     if (req->m == RM_HEAD)
-        return respond_body(req, g, MHD_create_response_from_callback(g->m.size, 4096,
-                                                                      reader_none, NULL, NULL));
+        return respond_body(
+            req, g, MHD_create_response_from_callback(g->m.size, 4096, reader_none, NULL, NULL));
     if (if_range_ok(req, &g->m))
         rr = range_parse(req_header(req, MHD_HTTP_HEADER_RANGE), g->m.size, &off, &len);
     if (rr == RANGE_UNSATISFIABLE) {
@@ -278,9 +349,24 @@ static enum MHD_Result get_serve(struct request *req, struct get_req *g)
     g->off = g->ranged ? off : 0;
     g->len = g->ranged ? len : g->m.size;
     if (g->len == 0)
-        return respond_body(req, g, MHD_create_response_from_buffer(0, (void *) "",
-                                                                    MHD_RESPMEM_PERSISTENT));
-    n = copy_urls(req, &g->m, urls, GET_MAX_COPIES);
+        return respond_body(
+            req, g, MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT));
+    if (g->m.size <= BODY_CACHE_OBJECT_MAX && (req->srv->cfg->dispatcher.reproxy == REPROXY_OFF ||
+                                               req_header(req, "X-STF-Reproxy-Failed"))) {
+        char *hit = body_cache_get(req->srv->bodies, g->m.internal_name, g->m.size, g->off, g->len);
+
+        if (hit) {
+            resp = MHD_create_response_from_buffer(g->len, hit, MHD_RESPMEM_MUST_FREE);
+            if (!resp) {
+                free(hit);
+                return MHD_NO;
+            }
+            metrics_inc(MC_BODY_CACHE_HITS, 1);
+            metrics_inc(MC_BYTES_OUT, g->len);
+            return respond_body(req, g, resp);
+        }
+    }
+    n = copy_urls(req, &g->m, urls, ids, GET_MAX_COPIES);
     if (n == 0) {
         metrics_inc(MC_READS_UNAVAILABLE, 1);
         return respond_text(req, 503, "no readable copy: the object's cluster is down");
@@ -293,7 +379,18 @@ static enum MHD_Result get_serve(struct request *req, struct get_req *g)
     }
     if (req_header(req, "X-STF-Reproxy-Failed"))
         g->failover = true; /* the front proxy could not read the first copy */
-    g->op = get_op_new((const char *const *) urls, n, g->off, g->len, g->ranged);
+    if (g->len <= FETCH_SYNC_MAX && !fetch_sync_avoid(ids[0])) {
+        ret = get_sync(req, g, urls, ids, n, &start);
+        if (ret != MHD_YES || req->status) {
+            free_urls(urls, n);
+            return ret;
+        }
+    }
+    if (start >= n) {
+        free_urls(urls, n);
+        return get_failed(req, g);
+    }
+    g->op = get_op_new((const char *const *) (urls + start), n - start, g->off, g->len, g->ranged);
     free_urls(urls, n);
     if (!g->op)
         return respond_text(req, 500, "out of memory");
@@ -303,40 +400,50 @@ static enum MHD_Result get_serve(struct request *req, struct get_req *g)
     return MHD_YES; /* ready already: MHD calls again at once */
 }
 
+/* No copy could be read. If every copy said 404 and the row came from a cache, the row may be
+ * stale (overwritten or deleted meanwhile): read it again and serve what it says now. */
+static enum MHD_Result get_failed(struct request *req, struct get_req *g)
+{
+    unsigned failed = g->sync_failed, not_found = g->sync_not_found;
+    struct obj_meta m;
+    int r;
+
+    if (g->op) {
+        unsigned f = 0, nf = 0;
+
+        get_op_failures(g->op, &f, &nf);
+        failed += f;
+        not_found += nf;
+    }
+    if (failed > 0 && failed == not_found && g->cached && !g->refetched) {
+        g->refetched = true;
+        r = meta_cache_object_fresh(req->srv->cache, g->bucket_id, req->object, &m);
+        if (r == -ENOENT || (r == 0 && strcmp(m.internal_name, g->m.internal_name) != 0)) {
+            /* what failed belonged to an old version: no repair for it */
+            get_op_unref(g->op);
+            g->op = NULL;
+            g->sync_failed = g->sync_not_found = 0;
+            if (r == -ENOENT)
+                return respond_text(req, 404, "no such object");
+            g->m = m;
+            return get_serve(req, g);
+        }
+    }
+    metrics_inc(MC_READS_UNAVAILABLE, 1);
+    return respond_text(req, 503, "no readable copy of the object could be reached");
+}
+
 /* After the transfer got ready: the response, or a failure. */
 static enum MHD_Result get_respond(struct request *req, struct get_req *g)
 {
     enum get_state st = get_op_state(g->op);
-    unsigned failed, not_found;
     struct stream *s;
     struct MHD_Response *resp;
     char *body;
     size_t len;
-    int r;
 
-    if (st == GET_FAILED) {
-        get_op_failures(g->op, &failed, &not_found);
-        if (failed > 0 && failed == not_found && g->cached && !g->refetched) {
-            /* every copy said 404: the cached row may be stale (overwritten, deleted) */
-            struct obj_meta m;
-
-            g->refetched = true;
-            r = meta_cache_object_fresh(req->srv->cache, g->bucket_id, req->object, &m);
-            if (r == -ENOENT) {
-                get_op_unref(g->op);
-                g->op = NULL;
-                return respond_text(req, 404, "no such object");
-            }
-            if (r == 0 && strcmp(m.internal_name, g->m.internal_name) != 0) {
-                get_op_unref(g->op);
-                g->op = NULL;
-                g->m = m;
-                return get_serve(req, g);
-            }
-        }
-        metrics_inc(MC_READS_UNAVAILABLE, 1);
-        return respond_text(req, 503, "no readable copy of the object could be reached");
-    }
+    if (st == GET_FAILED)
+        return get_failed(req, g);
     if (st == GET_DONE && g->len <= GET_RING_MAX) {
         body = get_op_take_body(g->op, &len);
         if (body) {
@@ -355,8 +462,7 @@ static enum MHD_Result get_respond(struct request *req, struct get_req *g)
     s->op = g->op;
     s->conn = req->conn;
     get_op_ref(g->op);
-    resp = MHD_create_response_from_callback(g->len, GET_READ_BLOCK, reader_stream, s,
-                                             reader_free);
+    resp = MHD_create_response_from_callback(g->len, GET_READ_BLOCK, reader_stream, s, reader_free);
     if (!resp) {
         reader_free(s);
         return MHD_NO;

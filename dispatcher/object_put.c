@@ -162,8 +162,7 @@ static enum MHD_Result put_begin(struct request *req)
         return respond_text(req, 413, "object is larger than max_object_size");
     if (ct && !content_type_ok(ct))
         return respond_text(req, 400, "Content-Type is too long or holds control characters");
-    snprintf(p->content_type, sizeof(p->content_type), "%s",
-             ct ? ct : "application/octet-stream");
+    snprintf(p->content_type, sizeof(p->content_type), "%s", ct ? ct : "application/octet-stream");
     if (cmd5) {
         if (strlen(cmd5) >= sizeof(p->content_md5) || md5_from_base64(cmd5, p->client_md5) < 0)
             return respond_text(req, 400, "Content-MD5 is not the base64 of an MD5 digest");
@@ -278,9 +277,9 @@ static enum MHD_Result put_finish(struct request *req, struct put_req *p)
     st = put_op_state(p->op);
     if (st != PUT_STORED) {
         metrics_inc(MC_WRITES_UNAVAILABLE, st == PUT_FAILED);
-        return respond_text(req, 503, st == PUT_FAILED
-                                          ? "no writable cluster could store the object"
-                                          : "the upload was aborted");
+        return respond_text(req, 503,
+                            st == PUT_FAILED ? "no writable cluster could store the object"
+                                             : "the upload was aborted");
     }
     put_op_result(p->op, &c.cluster_id, internal, &failed_spares, &attempt);
     c.bucket_id = p->bucket_id;

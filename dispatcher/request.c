@@ -2,6 +2,7 @@
  * the pacing of requests whose body is ignored. */
 #include "request.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -59,10 +60,13 @@ char *req_move_destination(struct request *req)
 
     if (!v)
         return NULL;
-    p = strstr(v, "://"); /* an absolute URL: keep its path */
-    if (p) {
-        p = strchr(p + 3, '/');
-        v = p ? p : "";
+    /* an absolute URL (scheme "://" authority path): keep its path; a "://" further on is part
+     * of an object name */
+    for (p = v; isalnum((unsigned char) *p) || *p == '+' || *p == '-' || *p == '.'; p++)
+        ;
+    if (p > v && isalpha((unsigned char) v[0]) && strncmp(p, "://", 3) == 0) {
+        p += 3 + strcspn(p + 3, "/?#");
+        v = *p == '/' ? p : "";
     }
     out = malloc(strlen(v) + 1);
     if (!out)

@@ -25,11 +25,11 @@ struct request {
     const char *method; /* as sent (MHD-owned, valid for the request) */
     enum req_method m;
     int64_t start_us;
-    unsigned calls;   /* access-handler calls so far, this one included */
-    unsigned status;  /* the status queued, 0 until then */
+    unsigned calls;  /* access-handler calls so far, this one included */
+    unsigned status; /* the status queued, 0 until then */
     uint64_t bytes_in;
     char bucket[NAMES_BUCKET_MAX + 1];
-    char *object;     /* NULL for bucket-level requests */
+    char *object;             /* NULL for bucket-level requests */
     const char *error_reason; /* set by the router: answer error_status with this reason */
     unsigned error_status;
     req_handler handler;

@@ -17,8 +17,8 @@ unsigned status_of_errno(int err)
         int err;
         unsigned status;
     } table[] = {
-        {ENOENT, 404},  {EINVAL, 400}, {E2BIG, 413},        {EEXIST, 409}, {EIO, 503},
-        {ENOTCONN, 503}, {EAGAIN, 503}, {ENOSPC, 503},       {EPERM, 403},
+        {ENOENT, 404},   {EINVAL, 400}, {E2BIG, 413},  {EEXIST, 409}, {EIO, 503},
+        {ENOTCONN, 503}, {EAGAIN, 503}, {ENOSPC, 503}, {EPERM, 403},
     };
 
     if (err < 0)

@@ -24,7 +24,9 @@
 #include <unistd.h>
 
 #define SERVER_CONNECTION_LIMIT 20000u
-#define SERVER_MEMORY_LIMIT ((size_t) 128 * 1024) /* headers + one upload chunk per connection */
+#define SERVER_MEMORY_LIMIT                                                                        \
+    ((size_t) 64 * 1024) /* headers + one upload chunk (~32 KiB) per                               \
+                          * connection; MHD touches all of it */
 #define SERVER_IDLE_TIMEOUT_S 60u
 #define SERVER_BACKLOG 4096u
 #define SERVER_IDLE_GRACE_MS 1000 /* after the last in-flight request, for idle keep-alives */
@@ -54,8 +56,8 @@ static enum req_method method_of(const char *m)
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size, void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
 {
     struct server *s = cls;
     struct request *req = *con_cls;
@@ -153,8 +155,7 @@ static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s)
     return (size_t) (w - s);
 }
 
-__attribute__((format(printf, 2, 0)))
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char line[512];
     size_t n;
@@ -204,8 +205,26 @@ static int open_listener(const char *listen_addr, char *ret_addr, size_t ret_len
     return fd;
 }
 
+/* Zero-loss rolling restarts need the kernel to hand the connections queued on a closing
+ * SO_REUSEPORT socket to the other sockets of the group (Linux >= 5.14). */
+static void check_migrate_req(void)
+{
+    char v[8] = "";
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_migrate_req", "r");
+
+    if (!f)
+        return;
+    if (fgets(v, sizeof(v), f) && v[0] == '0')
+        log_info("event=reuseport_note tcp_migrate_req=0 hint=\"set net.ipv4.tcp_migrate_req=1 "
+                 "so that a rolling restart resets no queued connection\"");
+    fclose(f);
+}
+
 int server_start(struct server *s)
 {
+    /* poll, not epoll: with MHD 0.9.75's edge-triggered epoll, a client that closes while
+     * body bytes are still unread leaves its connection (and request) behind until the idle
+     * timeout, which stalls a graceful stop; level-triggered poll sees the close. */
     unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     unsigned threads = s->cfg->dispatcher.threads ? s->cfg->dispatcher.threads : 1;
 
@@ -213,17 +232,12 @@ int server_start(struct server *s)
     if (s->listen_fd < 0)
         return s->listen_fd;
     s->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_access, s,
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket) s->listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_LIMIT, SERVER_CONNECTION_LIMIT,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, SERVER_MEMORY_LIMIT,
-        MHD_OPTION_CONNECTION_TIMEOUT, SERVER_IDLE_TIMEOUT_S,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-        MHD_OPTION_END);
+        flags, 0, NULL, NULL, on_access, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket) s->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, SERVER_CONNECTION_LIMIT,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, SERVER_MEMORY_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        SERVER_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape,
+        s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
     if (!s->mhd) {
         log_error("event=http_start_failed addr=%s", s->addr);
         close(s->listen_fd);
@@ -231,6 +245,7 @@ int server_start(struct server *s)
         return -EIO;
     }
     log_info("event=listening addr=%s threads=%u", s->addr, threads);
+    check_migrate_req();
     return 0;
 }
 

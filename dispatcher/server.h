@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct body_cache;
 struct cfg;
 struct janitor;
 struct meta_cache;
@@ -21,6 +22,7 @@ struct server {
     struct meta_cache *cache;
     struct upstream *up;
     struct janitor *janitor;
+    struct body_cache *bodies;
     /* private */
     struct MHD_Daemon *mhd;
     int listen_fd;

@@ -15,8 +15,8 @@
 
 struct spool {
     char *mem;
-    size_t mem_cap;  /* bytes [0, mem_cap) live in mem once written */
-    int fd;          /* -1 until the body outgrows mem; then holds every byte from 0 */
+    size_t mem_cap; /* bytes [0, mem_cap) live in mem once written */
+    int fd;         /* -1 until the body outgrows mem; then holds every byte from 0 */
     _Atomic uint64_t size;
     _Atomic bool complete;
 };

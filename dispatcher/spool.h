@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SPOOL_MEM_MAX (256 * 1024)   /* known sizes up to this stay in memory */
+#define SPOOL_MEM_MAX (256 * 1024)    /* known sizes up to this stay in memory */
 #define SPOOL_MEM_CHUNKED (64 * 1024) /* memory part of a body of unknown size */
 #define SPOOL_UNKNOWN UINT64_MAX
 

@@ -19,9 +19,9 @@
 struct tctx {
     struct db *db;
     struct kv *kv;
-    time_t db_retry_at;   /* do not try to connect before this (monotonic seconds) */
-    bool kv_used;         /* kv has run at least one command */
-    int64_t kv_retry_at;  /* while Redis is away: next probe (monotonic ms) */
+    time_t db_retry_at;  /* do not try to connect before this (monotonic seconds) */
+    bool kv_used;        /* kv has run at least one command */
+    int64_t kv_retry_at; /* while Redis is away: next probe (monotonic ms) */
 };
 
 static char *tctx_db_url, *tctx_redis_url;

@@ -4,6 +4,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -14,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#define TOPOLOGY_INTERVAL_MS 1000
+#define TOPOLOGY_INTERVAL_MS 500 /* the fallback while Redis (stf:modes) is away */
 #define TOPOLOGY_MAX_STORAGES 100000
 
 struct topology {
@@ -166,7 +167,8 @@ static bool topo_equal(const struct topo *a, const struct topo *b)
     for (size_t i = 0; i < a->nclusters; i++) {
         if (a->clusters[i].id != b->clusters[i].id ||
             a->clusters[i].effective != b->clusters[i].effective ||
-            a->clusters[i].n != b->clusters[i].n || strcmp(a->clusters[i].name, b->clusters[i].name))
+            a->clusters[i].n != b->clusters[i].n ||
+            strcmp(a->clusters[i].name, b->clusters[i].name))
             return false;
     }
     for (size_t i = 0; i < a->nstorages; i++) {
@@ -204,10 +206,12 @@ static int topology_load(struct topology *t, struct db **dbp)
     }
     if (db_begin_with(*dbp, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0)
         goto out;
-    sres = db_exec(*dbp, "SELECT id, cluster_id, name, uri, mode FROM storages "
-                         "ORDER BY cluster_id, id", 0, NULL);
-    cres = db_exec(*dbp, "SELECT id, name, coalesce(forced_mode, '') FROM clusters ORDER BY id",
+    sres = db_exec(*dbp,
+                   "SELECT id, cluster_id, name, uri, mode FROM storages "
+                   "ORDER BY cluster_id, id",
                    0, NULL);
+    cres = db_exec(*dbp, "SELECT id, name, coalesce(forced_mode, '') FROM clusters ORDER BY id", 0,
+                   NULL);
     if (!sres || !cres) {
         db_rollback(*dbp);
         goto out;
@@ -233,6 +237,7 @@ static int topology_load(struct topology *t, struct db **dbp)
     t->current = s;
     t->loaded_at = mono_seconds();
     pthread_mutex_unlock(&t->mu);
+    metrics_inc(MC_TOPOLOGY_RELOADS, 1);
     if (!old || old->generation != s->generation)
         log_info("event=topology_loaded clusters=%zu storages=%zu generation=%" PRIu64,
                  s->nclusters, s->nstorages, s->generation);
@@ -269,6 +274,11 @@ static void *topology_thread(void *arg)
         if (!t->reload_requested) {
             clock_gettime(CLOCK_MONOTONIC, &until);
             until.tv_sec += TOPOLOGY_INTERVAL_MS / 1000;
+            until.tv_nsec += (TOPOLOGY_INTERVAL_MS % 1000) * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
             pthread_cond_timedwait(&t->cond, &t->mu, &until);
         }
         if (t->stopping)

@@ -14,12 +14,12 @@ struct up_task;
 
 /* What a task does; every callback runs on its loop's thread. */
 struct up_task_ops {
-    void (*start)(struct up_task *t);                 /* after up_submit */
-    void (*kick)(struct up_task *t);                  /* after up_kick (coalesced) */
+    void (*start)(struct up_task *t);                         /* after up_submit */
+    void (*kick)(struct up_task *t);                          /* after up_kick (coalesced) */
     void (*done)(struct up_task *t, void *xfer, CURLcode rc); /* a transfer of t finished */
-    void (*tick)(struct up_task *t, int64_t now_ms);  /* about every 100 ms while active */
-    void (*abort)(struct up_task *t);                 /* the loop stops: end everything now */
-    void (*destroy)(struct up_task *t);               /* the last reference went away */
+    void (*tick)(struct up_task *t, int64_t now_ms);          /* about every 100 ms while active */
+    void (*abort)(struct up_task *t);   /* the loop stops: end everything now */
+    void (*destroy)(struct up_task *t); /* the last reference went away */
 };
 
 /* Embedded at the start of every task. Reference-counted: whoever keeps a pointer holds a

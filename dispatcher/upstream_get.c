@@ -37,8 +37,8 @@ struct get_op {
     /* loop thread */
     CURL *easy;
     struct curl_slist *hdrs;
-    bool ranged_now;   /* the current transfer asked for a range */
-    bool status_ok;    /* the current transfer's status was checked */
+    bool ranged_now; /* the current transfer asked for a range */
+    bool status_ok;  /* the current transfer's status was checked */
     char err[CURL_ERROR_SIZE];
 };
 
@@ -236,8 +236,8 @@ static void get_done(struct up_task *task, void *xfer, CURLcode rc)
         finish(op, GET_DONE);
         return;
     }
-    log_info("event=read_copy_failed url=%s status=%ld error=\"%s\"", op->urls[op->next - 1],
-             code, op->err[0] ? op->err : curl_easy_strerror(rc));
+    log_info("event=read_copy_failed url=%s status=%ld error=\"%s\"", op->urls[op->next - 1], code,
+             op->err[0] ? op->err : curl_easy_strerror(rc));
     if (start_next(op) < 0)
         finish(op, GET_FAILED);
 }

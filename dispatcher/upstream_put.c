@@ -31,7 +31,7 @@ enum target_state { T_WAIT = 0, T_RUNNING, T_OK, T_FAILED };
 struct put_target {
     struct up_xfer x; /* first: routes completions */
     struct put_op *op;
-    size_t ci;        /* index of its cluster in op->clusters */
+    size_t ci; /* index of its cluster in op->clusters */
     CURL *easy;
     struct curl_slist *hdrs;
     char *uri;
@@ -73,8 +73,8 @@ struct put_op {
     /* loop thread (read by the MHD side only once the op has ended) */
     struct put_cluster *clusters;
     size_t nclusters, cap, cur;
-    size_t running;  /* easy handles in the multi */
-    bool finished;   /* the outcome is decided; the op ends when nothing runs any more */
+    size_t running; /* easy handles in the multi */
+    bool finished;  /* the outcome is decided; the op ends when nothing runs any more */
     int64_t complete_at_ms;
     size_t failed_spares;
 };

@@ -39,11 +39,11 @@ struct job {
     int64_t id;
     char lease[JOB_LEASE_MAX]; /* jobs.locked_by of this claim: "<holder id>#<claim number>" */
     char kind[32];
-    char
-        *payload; /* jobs.payload as JSON text; owned by the queue (job_save_payload replaces it) */
-    int attempts; /* failed or interrupted runs before this one, plus this one */
-    char error[512]; /* one line, set with job_error() for every result but DONE */
-    struct job_ctx *ctx;
+    /* jobs.payload as JSON text; owned by the queue (job_save_payload replaces it) */
+    char *payload;
+    int attempts;              /* failed or interrupted runs before this one, plus this one */
+    char error[512];           /* one line, set with job_error() for every result but DONE */
+    struct job_ctx *ctx;       /* the worker's resources */
     uint64_t lease_renewed_ms; /* monotonic time of the last claim or renewal */
 };
 

@@ -7,11 +7,15 @@
 extern const struct job_kind job_kind_delete_files;
 extern const struct job_kind job_kind_repair_object;
 extern const struct job_kind job_kind_delete_bucket;
+extern const struct job_kind job_kind_rebalance;
+extern const struct job_kind job_kind_recover_storage;
 
 static const struct job_kind *const job_kinds[] = {
     &job_kind_delete_files,
     &job_kind_repair_object,
     &job_kind_delete_bucket,
+    &job_kind_recover_storage,
+    &job_kind_rebalance,
 };
 
 const struct job_kind *job_kind_find(const char *name)

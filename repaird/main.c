@@ -7,6 +7,7 @@
 #include "job_queue.h"
 #include "kv.h"
 #include "log.h"
+#include "scrub.h"
 #include "stopflag.h"
 #include "throttle.h"
 #include "workers.h"
@@ -49,12 +50,15 @@ int main(int argc, char **argv)
     struct throttle *throttle = NULL;
     struct workers *workers = NULL;
     struct health *health = NULL;
+    struct scrub_opts scrub_opts;
+    struct scrub *scrub = NULL;
     char err[256];
     int sig, rc = 1;
 
     daemon_block_signals();
     daemon_parse_args(argc, argv, "repaird", 0, &cfg, &args);
-    if (jq_opts_load(&opts, err, sizeof(err)) < 0) {
+    if (jq_opts_load(&opts, err, sizeof(err)) < 0 ||
+        scrub_opts_load(&scrub_opts, err, sizeof(err)) < 0) {
         fprintf(stderr, "repaird: %s\n", err);
         goto out;
     }
@@ -75,7 +79,8 @@ int main(int argc, char **argv)
              STF_VERSION, shared->owner, cfg.repaird.workers, cfg.repaird.health_interval_ms,
              cfg.repaird.down_after, cfg.repaird.max_bytes_per_sec, opts.lease_ms,
              opts.max_attempts);
-    if (workers_start(&cfg, shared, throttle, &workers) < 0 || health_start(&cfg, &health) < 0) {
+    if (workers_start(&cfg, shared, throttle, &workers) < 0 || health_start(&cfg, &health) < 0 ||
+        scrub_start(&cfg, &scrub_opts, throttle, shared->owner, &scrub) < 0) {
         log_error("event=start_failed err=\"cannot start threads\"");
         stopflag_raise();
         goto stop;
@@ -88,6 +93,7 @@ int main(int argc, char **argv)
 stop:
     workers_join(workers);
     health_join(health);
+    scrub_join(scrub);
     http_global_cleanup();
     log_info("event=stopped");
 out:

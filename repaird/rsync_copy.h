@@ -53,8 +53,8 @@ struct rcopy_opts {
     const char *dst_uri; /* the storage being rebuilt */
     unsigned lanes;      /* files in flight at once, 1..RCOPY_LANES_MAX */
     struct throttle *throttle;
-    bool defer_sync;     /* patches with X-STF-Sync: defer (then call rcopy_sync before
-                          * trusting them to be durable) */
+    bool defer_sync; /* patches with X-STF-Sync: defer (then call rcopy_sync before
+                      * trusting them to be durable) */
     rcopy_done_fn done;
     void *done_arg;
     rcopy_tick_fn tick;
@@ -80,5 +80,12 @@ int rcopy_drain(struct rcopy *c);
 /* POST dst/_rsync/sync: every patch committed so far is durable afterwards.
  * Returns 0 or -errno with one line in err. */
 int rcopy_sync(const char *dst_uri, char *err, size_t errlen);
+
+/* The same sync run by the engine in the background of rcopy_run (transfers go on meanwhile):
+ * what was committed before rcopy_sync_start is durable once rcopy_sync_poll returns 0.
+ * rcopy_sync_start returns 0, -EBUSY (one is under way) or -ENOMEM; rcopy_sync_poll returns 1
+ * while it runs (or none was started: -EINVAL), 0 done, -errno failed (one line in err). */
+int rcopy_sync_start(struct rcopy *c);
+int rcopy_sync_poll(struct rcopy *c, char *err, size_t errlen);
 
 #endif

@@ -55,14 +55,12 @@ uint64_t throttle_rate(const struct throttle *t)
     return t ? (uint64_t) t->rate : 0;
 }
 
-int throttle_take(struct throttle *t, size_t n)
+/* Charges n bytes; returns the debt in seconds (0 when the bucket still holds tokens). */
+static double throttle_debit(struct throttle *t, size_t n, double now)
 {
-    double now, wait_s, until;
+    double wait_s;
 
-    if (!t || t->rate <= 0)
-        return stopflag_raised() ? -ECANCELED : 0;
     pthread_mutex_lock(&t->lock);
-    now = throttle_now();
     t->tokens += (now - t->last) * t->rate;
     if (t->tokens > t->burst)
         t->tokens = t->burst;
@@ -70,7 +68,24 @@ int throttle_take(struct throttle *t, size_t n)
     t->tokens -= (double) n;
     wait_s = t->tokens < 0 ? -t->tokens / t->rate : 0;
     pthread_mutex_unlock(&t->lock);
+    return wait_s;
+}
 
+uint64_t throttle_charge(struct throttle *t, size_t n)
+{
+    if (!t || t->rate <= 0)
+        return 0;
+    return (uint64_t) (throttle_debit(t, n, throttle_now()) * 1000 + 0.999);
+}
+
+int throttle_take(struct throttle *t, size_t n)
+{
+    double now, wait_s, until;
+
+    if (!t || t->rate <= 0)
+        return stopflag_raised() ? -ECANCELED : 0;
+    now = throttle_now();
+    wait_s = throttle_debit(t, n, now);
     until = now + wait_s;
     while (wait_s > 0) {
         double slice_ms = wait_s * 1000 < THROTTLE_SLICE_MS ? wait_s * 1000 : THROTTLE_SLICE_MS;

@@ -17,6 +17,11 @@ void throttle_free(struct throttle *t);
  * repaird is shutting down (the caller aborts its transfer). t NULL = unlimited. */
 int throttle_take(struct throttle *t, size_t n);
 
+/* Accounts n bytes without sleeping and returns how many milliseconds the caller should wait
+ * before moving more (0 = go on): for event loops that pause a transfer instead of blocking
+ * (curl multi). t NULL = unlimited. */
+uint64_t throttle_charge(struct throttle *t, size_t n);
+
 /* The configured rate (0 = unlimited). */
 uint64_t throttle_rate(const struct throttle *t);
 

@@ -164,7 +164,8 @@ static bool is_hex2(const char *s)
     return s[2] == '\0';
 }
 
-/* Lists the two-hex-digit entries of dir_fd that are not before `from` (NULL: all), sorted.
+/* Lists the two-hex-digit entries of dir_fd that are not before the first two characters of
+ * `from` (NULL: all), sorted.
  * Consumes dir_fd. Returns the count or -errno. */
 static int list_hex2(int dir_fd, const char *from, char out[256][3])
 {
@@ -177,7 +178,7 @@ static int list_hex2(int dir_fd, const char *from, char out[256][3])
         return -errno;
     }
     while ((errno = 0, de = readdir(d))) {
-        if (!is_hex2(de->d_name) || (from && strcmp(de->d_name, from) < 0) || n >= 256)
+        if (!is_hex2(de->d_name) || (from && strncmp(de->d_name, from, 2) < 0) || n >= 256)
             continue;
         memcpy(out[n++], de->d_name, 3);
     }

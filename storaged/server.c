@@ -252,7 +252,10 @@ int sd_server_start(struct blob_store *store, const struct sd_server_opts *o,
     struct sockaddr_storage ss;
     socklen_t sslen;
     struct sd_server *s;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /* poll, not epoll: with MHD 0.9.75's edge-triggered epoll, a client that closes while body
+     * bytes are unread (an aborted upload) leaves its request in flight forever (no timeout),
+     * so SIGTERM never drains. Found by the dispatcher's tests; level-triggered poll sees it. */
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     int r;
 
     r = addr_parse(o->listen, &ss, &sslen);

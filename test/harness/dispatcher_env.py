@@ -40,7 +40,8 @@ class Storage:
         self.daemon = self.system.p.spawn(
             "storaged-" + self.name,
             [procs.build_path("storaged", "storaged"), "-c", self.system.conf, "--init",
-             "--root", self.root, "--listen", "127.0.0.1:%d" % port, "--log-level", os.environ.get("STORAGED_LOG", "info")])
+             "--root", self.root, "--listen", "127.0.0.1:%d" % port,
+             "--log-level", os.environ.get("STORAGED_LOG", "info")])
         _, self.port = self.daemon.wait_listening()
         self.uri = "http://127.0.0.1:%d" % self.port
         return self
@@ -392,7 +393,10 @@ def rendezvous(key, member_id):
 def write_order(system, key):
     """Cluster names in the order a write of key ("bucket/object") tries them, among the
     given clusters (all assumed effectively rw)."""
-    ids = dict(system.sql("SELECT name, id FROM clusters"))
+    ids = getattr(system, "_cluster_ids", None)
+    if ids is None or len(ids) != len(system.clusters):
+        ids = dict(system.sql("SELECT name, id FROM clusters"))
+        system._cluster_ids = ids
     return sorted(ids, key=lambda n: -rendezvous(key, int(ids[n])))
 
 

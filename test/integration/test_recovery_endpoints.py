@@ -87,10 +87,11 @@ def copy_blob(src, dst, name, signature=True, sync=None):
 def test_manifest():
     with procs.Procs() as p:
         root, host, port = start(p, "a")
-        names = ["%032x" % (i * 7919) for i in range(40)] + ["x", "A-b_c.d", "z.", "get-1"]
+        # enough names that many fan-out directories hold several (the `after` edge cases)
+        names = ["%032x" % (i * 7919) for i in range(700)] + ["x", "A-b_c.d", "z.", "get-1"]
         sizes = {}
         for i, n in enumerate(names):
-            data = os.urandom(i * 97)
+            data = os.urandom(i % 50 * 97)
             put(host, port, n, data)
             sizes[n] = len(data)
         # junk that is not a blob: temp files, files in wrong places, links, directories
@@ -113,8 +114,9 @@ def test_manifest():
             path = os.path.join(root, rel)
             assert size == os.path.getsize(path) == sizes[rel.split("/")[2]], rel
             assert mtime == mtime_of(path), (rel, mtime, mtime_of(path))
+        assert len({r[:2] for r in rels}) < len(rels) - 300, "want crowded fan-out dirs"
         # after: the exact suffix, from every position
-        for k in (0, 1, 17, len(rels) - 1):
+        for k in range(0, len(rels), 7):
             assert [e[0] for e in manifest(host, port, rels[k])] == rels[k + 1:], k
         assert manifest(host, port, rels[-1]) == []
         for bad in ("../etc", "00/00", "zz/zz/x", "00/00/.hidden", "%2e%2e"):

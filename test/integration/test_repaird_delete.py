@@ -49,7 +49,8 @@ def test_storage_away_keeps_job_pending(env):
     assert ss[2].name in info["last_error"], info
     assert not ss[0].has(name) and not ss[1].has(name)
     # it waits (attempts are not used up) however long the storage is away
-    wait_for("several retries", lambda: events(env.repairds[0].log_text(), "job_wait").__len__() >= 3)
+    wait_for("several retries",
+             lambda: len(events(env.repairds[0].log_text(), "job_wait")) >= 3)
     assert env.job(j)["state"] != "failed"
     assert ss[2].on_disk(name)
     ss[2].start()

@@ -82,7 +82,8 @@ def test_dead_storage_marked_down(env):
     checks = len(events(rep.log_text(), "health_check_failed"))
     time.sleep(1.0)  # five intervals in which repaird must not touch it
     assert ss[1].mode() == "down" and len(history(env, ss[1].id)) == 1
-    assert len(events(rep.log_text(), "health_check_failed")) == checks, "a down storage was checked"
+    assert len(events(rep.log_text(), "health_check_failed")) == checks, \
+        "a down storage was checked"
 
 
 def test_error_status_and_hang_marked_down(env):

@@ -2,12 +2,14 @@
 processes: missing, corrupt and truncated copies are rewritten from a verified good copy
 (spares too, down storages never), a deleted object is left alone, a job without any good copy
 ends 'failed' with its last error, and repair traffic obeys max_bytes_per_sec."""
+import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.environ.get("STF_SRC", ""), "test", "harness"))
-from repaird_env import main, events, md5hex, http  # noqa: E402
+import procs  # noqa: E402
+from repaird_env import main, events, md5hex  # noqa: E402
 
 
 def copy_of(s, name):
@@ -81,9 +83,15 @@ def test_no_good_copy_fails_visibly(env):
     info = env.wait_job(j, "failed", timeout=30)
     assert info["attempts"] == 3, info
     assert "no good copy" in info["last_error"] and ss[0].name in info["last_error"], info
-    assert len(events(rep.log_text(), "job_retry")) == 2 and len(events(rep.log_text(), "job_failed")) == 1
-    # still listed: the row stays, with its error, for `clusterctl jobs`
+    assert len(events(rep.log_text(), "job_retry")) == 2
+    assert len(events(rep.log_text(), "job_failed")) == 1
+    # still listed, with its error, by `clusterctl jobs`
     assert env.job_states().get("failed") == 1
+    out = json.loads(env.run([procs.build_path("clusterctl", "clusterctl"), "-c", env.conf,
+                              "jobs", "--json"]).stdout)
+    listed = [x for x in out["jobs"] if x["id"] == j]
+    assert listed and listed[0]["state"] == "failed", out
+    assert "no good copy" in listed[0]["last_error"], listed
     # nothing was overwritten with a bad copy
     assert all(copy_of(s, name) != md5hex(data) for s in ss)
 

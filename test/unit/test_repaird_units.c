@@ -56,6 +56,17 @@ static void test_throttle_rate(void)
     CHECK(!k[0].err && !k[1].err && !k[2].err && !k[3].err, "no errors");
     throttle_free(t);
 
+    t = throttle_new(1 << 20); /* the bucket starts full (burst 104857 B) */
+    CHECK(throttle_charge(t, 100000) == 0, "within the burst: no wait");
+    {
+        uint64_t ms = throttle_charge(t, 1 << 20); /* ~1 MiB of debt at 1 MiB/s */
+
+        CHECK(ms >= 990 && ms <= 1010, "charge beyond the burst: wait %llu ms",
+              (unsigned long long) ms);
+    }
+    throttle_free(t);
+    CHECK(throttle_charge(NULL, 1 << 30) == 0, "NULL: never wait");
+
     t = throttle_new(0);
     t0 = now_s();
     for (int i = 0; i < 1000; i++)
