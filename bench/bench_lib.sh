@@ -6,6 +6,10 @@
 
 bench_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bench_pids=()
+# bench_cpu_pids[SERVER]="PID..." names the processes whose CPU time (with their child
+# processes, e.g. nginx workers) bench_wrk charges to SERVER, per request.
+declare -A bench_cpu_pids=()
+bench_clk_tck=$(getconf CLK_TCK)
 
 # bench_init NAME: makes the temp folder $T and arms the cleanup trap.
 bench_init() {
@@ -131,11 +135,23 @@ CONF
 
 # bench_machine: prints the machine, the data file system and tool versions.
 bench_machine() {
-    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews figures)"
+    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" \
+         "(other work on the machine skews figures)"
     echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 |
         sed 's/^ //')), $(free -g | awk '/^Mem:/{print $2}') GiB RAM, kernel $(uname -r)"
     echo "data: $T on $(df -PT "$T" | awk 'NR==2{print $2" ("$1")"}')"
     echo "versions: $(nginx -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+}
+
+bench_cpu_ticks() { # PID...: user+system clock ticks of the processes and their children
+    local p t=0 all=("$@")
+    for p in "$@"; do
+        mapfile -t -O "${#all[@]}" all < <(pgrep -P "$p" || true)
+    done
+    for p in "${all[@]}"; do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
 }
 
 bench_label() { # SIZE -> "4 KiB" / "1 MiB"
@@ -150,21 +166,29 @@ bench_order() { # RUN SERVER...: the servers in order on odd runs, reversed on e
 
 # bench_wrk TEST SERVER RUN SIZE SECS URL -- LUA_ARGS...: one wrk run with wrk_objects.lua;
 # appends a line to $T/results.tsv for report.py (not for TEST "warmup") and echoes the
-# figures to stderr. Uses BENCH_THREADS / BENCH_CONNS.
+# figures to stderr. Uses BENCH_THREADS / BENCH_CONNS, and bench_cpu_pids[SERVER] if set.
 bench_wrk() {
-    local test=$1 server=$2 run=$3 size=$4 secs=$5 url=$6 out line
+    local test=$1 server=$2 run=$3 size=$4 secs=$5 url=$6 out line t0=0 t1=0 pids
     shift 7
+    pids=${bench_cpu_pids[$server]:-}
+    # shellcheck disable=SC2086  # a list of pids
+    [ -n "$pids" ] && t0=$(bench_cpu_ticks $pids)
     out=$(wrk -t"${BENCH_THREADS:-2}" -c"${BENCH_CONNS:-32}" -d"${secs}s" --timeout 30s \
         -s "$bench_here/wrk_objects.lua" "$url" -- "$@") || { echo "$out" >&2; return 1; }
+    # shellcheck disable=SC2086
+    [ -n "$pids" ] && t1=$(bench_cpu_ticks $pids)
     line=$(grep '^RESULT ' <<<"$out") || { echo "$out" >&2; return 1; }
     [ "$test" = warmup ] && return 0
-    python3 - "$test" "$server" "$run" "$size" "$line" >>"$T/results.tsv" <<'PY'
+    python3 - "$test" "$server" "$run" "$size" "$line" "${pids:+$((t1 - t0))}" \
+        "$bench_clk_tck" >>"$T/results.tsv" <<'PY'
 import sys
-test, server, run, size, line = sys.argv[1:]
+test, server, run, size, line, ticks, hz = sys.argv[1:]
 kv = dict(f.split("=") for f in line.split()[1:])
 errors = sum(int(v) for k, v in kv.items() if k.startswith("errors_"))
+reqs = int(kv["requests"])
+cpu = "%.1f" % (int(ticks) * 1e6 / int(hz) / reqs) if ticks and reqs else "-"
 print("\t".join([test, server, run, size, kv["requests"], kv["duration_us"], str(errors),
-                 kv["lat_p50_us"], kv["lat_p99_us"]]))
+                 kv["lat_p50_us"], kv["lat_p99_us"], cpu]))
 PY
     printf '  [%4ds] %-10s %-20s run %d: %s\n' "$SECONDS" "$test" "$server" "$run" \
         "${line#RESULT }" >&2

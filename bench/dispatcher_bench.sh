@@ -48,6 +48,7 @@ done
 if [ -z "${STF_DB_URL:-}" ]; then
     exec "$top/test/harness/with-services.sh" bash "$here/dispatcher_bench.sh" "${args[@]}"
 fi
+# shellcheck source-path=SCRIPTDIR source=bench_lib.sh
 . "$here/bench_lib.sh"
 bench_init dispatcher_bench
 bench_need wrk nginx curl python3 md5sum
@@ -59,7 +60,8 @@ for b in "$dispatcher" "$storaged" "$clusterctl" "$thrasher"; do
     [ -x "$b" ] || bench_die "no binary at $b (ninja -C $build first)"
 done
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-[ "$(ulimit -n)" -gt $((many + 100)) ] || bench_die "ulimit -n $(ulimit -n) is too low for --many $many"
+[ "$(ulimit -n)" -gt $((many + 100)) ] ||
+    bench_die "ulimit -n $(ulimit -n) is too low for --many $many"
 
 # --- the system: 2 clusters x 3 storaged, the dispatcher, nginx as the reference -----------
 dport=$(bench_free_port)
@@ -75,31 +77,42 @@ url = $STF_REDIS_URL
 listen = 127.0.0.1:$dport
 CONF
 export STF_CONFIG=$T/stf.conf
-"$clusterctl" migrate >"$T/clusterctl.log" 2>&1 || bench_die "clusterctl migrate failed: $(cat "$T/clusterctl.log")"
+"$clusterctl" migrate >"$T/clusterctl.log" 2>&1 ||
+    bench_die "clusterctl migrate failed: $(cat "$T/clusterctl.log")"
+storaged_pids=()
 for i in 1 2 3 4 5 6; do
     port=$(bench_free_port)
-    bench_spawn "storage$i" "$storaged" --init --root "$T/disks/storage$i" --listen "127.0.0.1:$port"
+    bench_spawn "storage$i" "$storaged" --init --root "$T/disks/storage$i" \
+        --listen "127.0.0.1:$port"
+    storaged_pids+=("$bench_last_pid")
     bench_wait_http "storage$i" "$bench_last_pid" "http://127.0.0.1:$port/_health" 200
     c=c1
     [ "$i" -gt 3 ] && c=c2
     if [ "$i" = 1 ] || [ "$i" = 4 ]; then
-        "$clusterctl" cluster add "$c" >>"$T/clusterctl.log" 2>&1 || bench_die "cluster add $c failed"
+        "$clusterctl" cluster add "$c" >>"$T/clusterctl.log" 2>&1 ||
+            bench_die "cluster add $c failed"
     fi
     "$clusterctl" storage add "storage$i" --cluster "$c" --uri "http://127.0.0.1:$port" \
         >>"$T/clusterctl.log" 2>&1 || bench_die "storage add storage$i failed"
 done
-bench_spawn dispatcher "$dispatcher" -c "$T/stf.conf"
+# The dispatcher spools uploads bigger than memory to $TMPDIR: keep that on the file system
+# under test too.
+mkdir -p "$T/spool"
+bench_spawn dispatcher env TMPDIR="$T/spool" "$dispatcher" -c "$T/stf.conf"
 dpid=$bench_last_pid
 durl=http://127.0.0.1:$dport/
 bench_wait_http dispatcher "$dpid" "${durl}_health" 200
 code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "${durl}bench")
 [ "$code" = 201 ] || bench_die "PUT /bench (create bucket) answered $code, expected 201"
 bench_nginx_start
+bench_cpu_pids[nginx]=$nginx_pid
+bench_cpu_pids[dispatcher]="$dpid ${storaged_pids[*]}"
 
 echo "# dispatcher benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
 bench_machine
-echo "system: 2 clusters x 3 storaged (fsync on), dispatcher $("$dispatcher" --version 2>&1 |
+echo "system: 2 clusters x 3 storaged (fsync on), $("$dispatcher" --version 2>&1 |
     head -1), PostgreSQL and Redis on loopback (with-services.sh: fsync off)"
+echo "server CPU µs/req: nginx = master + workers; dispatcher = dispatcher + the 6 storaged"
 echo
 
 rss_now() { awk '/^VmRSS:/{print $2}' "/proc/$dpid/status"; }
@@ -139,7 +152,8 @@ get_set() { # LABEL NAME COUNT
                 get "${prefix[$s]}" "$name" "$count"
         done
     done
-    reqs=$(awk -F'\t' -v t="$label" '$1==t && $2=="dispatcher"{n+=$5} END{print n+0}' "$T/results.tsv")
+    reqs=$(awk -F'\t' -v t="$label" '$1==t && $2=="dispatcher"{n+=$5} END{print n+0}' \
+        "$T/results.tsv")
     echo "$label: $(( ($(cache_hits) - h0) * 100 / (reqs > 0 ? reqs : 1) ))% of the dispatcher's" \
          "GETs were served from its body cache" >>"$summary"
 }
@@ -158,21 +172,27 @@ verdict "dispatcher RSS with $many connections" "$((peak_many / 1024))" 256 lowe
 
 # --- 4. big uploads and downloads, RSS growth during an upload ------------------------------
 transfers=$T/transfers.md
-printf '| transfer | server | bytes | seconds | MiB/s | check |\n|---|---|---|---|---|---|\n' >"$transfers"
+printf '| transfer | server | bytes | seconds | MiB/s | check |\n%s\n' '|---|---|---|---|---|---|' \
+    >"$transfers"
 upload() { # SERVER URL FILE -> appends a row; sets up_ok
     local out code speed secs etag want
-    out=$(curl -sS -o /dev/null -D "$T/headers" -T "$3" -w '%{http_code} %{speed_upload} %{time_total}' "$2")
+    out=$(curl -sS -o /dev/null -D "$T/headers" -T "$3" \
+        -w '%{http_code} %{speed_upload} %{time_total}' "$2")
     read -r code speed secs <<<"$out"
     etag=$(tr -d '\r"' <"$T/headers" | awk -F': ' 'tolower($1)=="etag"{print $2}')
     want=$(md5sum <"$3" | cut -d' ' -f1)
     up_ok="status $code"
-    [ "$1" = dispatcher ] && up_ok="$up_ok, ETag $([ "$etag" = "$want" ] && echo matches || echo "WRONG ($etag)")"
+    if [ "$1" = dispatcher ]; then
+        if [ "$etag" = "$want" ]; then up_ok="$up_ok, ETag matches"
+        else up_ok="$up_ok, ETag WRONG ($etag, expected $want)"; fi
+    fi
     printf '| upload | %s | %s | %.2f | %.1f | %s |\n' "$1" "$(stat -c %s "$3")" "$secs" \
         "$(python3 -c "print($speed/1048576)")" "$up_ok" >>"$transfers"
 }
 download() { # SERVER URL SIZE
     local out code size speed secs
-    out=$(curl -sS -o /dev/null -w '%{http_code} %{size_download} %{speed_download} %{time_total}' "$2")
+    out=$(curl -sS -o /dev/null \
+        -w '%{http_code} %{size_download} %{speed_download} %{time_total}' "$2")
     read -r code size speed secs <<<"$out"
     printf '| download | %s | %s | %.2f | %.1f | status %s%s |\n' "$1" "$size" "$secs" \
         "$(python3 -c "print($speed/1048576)")" "$code" \
@@ -205,12 +225,14 @@ upload nginx "${nginx_url}big" "$T/big.bin"
 sync
 download nginx "${nginx_url}big" "$big"
 peak_big=$(sed 's/.*rss_peak_kib=\([0-9]*\).*/\1/' "$T/rss_big.txt")
-echo "dispatcher RSS during the $((big / 1048576)) MiB upload: $((rss_before_big / 1024)) MiB before," \
+echo "dispatcher RSS during the $((big / 1048576)) MiB upload:" \
+     "$((rss_before_big / 1024)) MiB before," \
      "$((peak_big / 1024)) MiB peak" >>"$summary"
 
 # --- report -------------------------------------------------------------------------------------
 echo
-echo "## GET through the dispatcher vs nginx static (wrk -t$BENCH_THREADS -c$BENCH_CONNS -d${duration}s)"
+echo "## GET through the dispatcher vs nginx static" \
+     "(wrk -t$BENCH_THREADS -c$BENCH_CONNS -d${duration}s)"
 targets=(--target "GET 4 KiB hot" dispatcher 0.5)
 [ "$cold" -gt 0 ] && targets+=(--target "GET 4 KiB cold" dispatcher 0.5)
 python3 "$here/report.py" "$T/results.tsv" --baseline nginx "${targets[@]}"

@@ -5,10 +5,15 @@
 #
 # Usage: bench/recovery_bench.sh BUILD_DIR [FILES] [BYTES]      (default 20000 files, 2 GiB)
 # Runs real PostgreSQL and Redis (test/harness/with-services.sh), two storaged (the peer and the
-# disk being recovered, fsync on), repaird (4 workers, no throttle) and clusterctl. Data lives
-# under $BENCH_DIR (default $TMPDIR or /var/tmp): it needs about 3x BYTES free. BENCH_KEEP=1
-# keeps it. BENCH_SKIP_LOGICAL=1 skips the (slow) per-object recovery. Prints one result line
-# per measurement and a summary table at the end.
+# disk being recovered, fsync on), repaird (4 workers, no throttle) and clusterctl. Every copy
+# (rsync's too) lands on a freshly made ext4 file system, as on a replaced disk: an image on a
+# loop device when the machine allows it (root; BENCH_FRESH_FS=0: plain directories, whose
+# figures then depend on the file system's history). Data lives under $BENCH_DIR (default
+# $TMPDIR or /var/tmp): it needs about 3x BYTES free. BENCH_KEEP=1
+# keeps it. BENCH_SKIP_LOGICAL=1 skips the (slow) per-object recovery; BENCH_STORAGED_THREADS=N
+# passes --threads N to both storaged; BENCH_PERF=FILE records
+# a system-wide perf profile of the fresh copy. Prints one result line per measurement and a
+# summary table at the end.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -23,13 +28,49 @@ fi
 bench_init recovery_bench
 bench_need rsync curl python3 psql redis-cli
 
+# --- file systems: a fresh one for every copy ------------------------------------------------
+fresh_fs=0
+if [ "$(id -u)" = 0 ] && [ "${BENCH_FRESH_FS:-1}" = 1 ] && command -v mkfs.ext4 >/dev/null; then
+    fresh_fs=1
+fi
+fs_size=$((BYTES * 3 / 2 + (1 << 30)))
+mounts=()
+recovery_cleanup() { # the daemons first (they hold files open), then the mounts
+    local rc=$? i
+    for ((i = ${#bench_pids[@]} - 1; i >= 0; i--)); do bench_stop_pid "${bench_pids[$i]}"; done
+    for i in "${mounts[@]}"; do umount "$i" 2>/dev/null || umount -l "$i" 2>/dev/null || true; done
+    (exit "$rc")
+    bench_cleanup
+}
+trap recovery_cleanup EXIT
+newfs() { # NAME: an empty file system on $T/NAME (ext4 on a loop device, else a directory)
+    local dir=$T/$1
+    if [ "$fresh_fs" = 1 ]; then
+        if mountpoint -q "$dir"; then umount "$dir"; fi
+        rm -f "$T/$1.img"
+        truncate -s "$fs_size" "$T/$1.img"
+        mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$T/$1.img"
+        mkdir -p "$dir"
+        if mount -o loop "$T/$1.img" "$dir" 2>/dev/null; then
+            mounts+=("$dir")
+            rmdir "$dir/lost+found"
+            return 0
+        fi
+        echo "note: cannot mount a loop device here: plain directories instead" >&2
+        fresh_fs=0
+        rm -f "$T/$1.img"
+    fi
+    rm -rf "$dir"
+    mkdir -p "$dir"
+}
+
 data=$here/recovery_data.py
 ctl() { "$BUILD/clusterctl/clusterctl" -c "$T/stf.conf" "$@"; }
 sql() { psql -X -At -q -v ON_ERROR_STOP=1 "$STF_DB_URL" -c "$1"; }
 now() { date +%s.%N; }
 secs() { python3 -c "print('%.2f' % ($2 - $1))"; }
 mib_s() { python3 -c "print('%.1f' % ($1 / 1048576 / $2))"; }
-tree_bytes() { find "$1" -path "$1/.*" -prune -o -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d\n", s}'; }
+tree_bytes() { find "$1" -path "$1/.*" -prune -o -type f -printf '%s\n' | awk '{s+=$1} END {printf "%.0f\n", s}'; }
 warm() { find "$1" -type f -not -path '*/.*' -exec cat {} + >/dev/null; } # page cache, as for rsync
 hz=$(getconf CLK_TCK)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system CPU of a process
@@ -56,7 +97,8 @@ ctl migrate >/dev/null
 
 start_storaged() { # NAME PORT
     bench_spawn "storaged-$1" "$BUILD/storaged/storaged" -c "$T/stf.conf" --init \
-        --root "$T/$1" --listen "127.0.0.1:$2" --log-level warn
+        --root "$T/$1" --listen "127.0.0.1:$2" --log-level warn \
+        ${BENCH_STORAGED_THREADS:+--threads "$BENCH_STORAGED_THREADS"}
     bench_wait_http "storaged $1" "$bench_last_pid" "http://127.0.0.1:$2/_health" 200
     eval "pid_$1=$bench_last_pid"
 }
@@ -66,6 +108,8 @@ stop_storaged() { # NAME
 }
 p1=$(bench_free_port)
 p2=$(bench_free_port)
+newfs peer
+newfs disk
 start_storaged peer "$p1"
 start_storaged disk "$p2"
 ctl cluster add c1 >/dev/null
@@ -75,7 +119,9 @@ bench_spawn repaird "$BUILD/repaird/repaird" -c "$T/stf.conf" --log-level info
 pid_repaird=$bench_last_pid
 
 bench_machine
+echo "pids: peer storaged $pid_peer, target storaged $pid_disk, repaird $pid_repaird"
 echo "data: $FILES files, $BYTES bytes requested; rsync $(rsync --version | head -1 | awk '{print $3}')"
+[ "$fresh_fs" = 1 ] && echo "file systems: a fresh ext4 ($fs_size bytes, loop device) for the peer and for every copy"
 t0=$(now)
 python3 "$data" fill "http://127.0.0.1:$p1" "$FILES" "$BYTES" 1
 disk_bytes=$(tree_bytes "$T/peer")
@@ -95,7 +141,7 @@ record() { results+=("$(printf '%-34s %9s s %9s MiB/s  %s' "$1" "$2" "$3" "$4")"
 # 1. rsync -a of the same tree, twice (the better run counts), then also with a sync after it
 best_rsync=
 for run in 1 2; do
-    rm -rf "$T/rsync"
+    newfs rsync
     sync
     warm "$T/peer"
     t0=$(now)
@@ -105,7 +151,7 @@ for run in 1 2; do
     if [ -z "$best_rsync" ] || python3 -c "exit(0 if $t < $best_rsync else 1)"; then best_rsync=$t; fi
 done
 record "rsync -a (fresh copy)" "$best_rsync" "$(mib_s "$disk_bytes" "$best_rsync")" ""
-rm -rf "$T/rsync"
+newfs rsync
 sync
 warm "$T/peer"
 t0=$(now)
@@ -113,30 +159,39 @@ rsync -a --exclude='/.*' "$T/peer/" "$T/rsync/"
 sync
 t=$(secs "$t0" "$(now)")
 record "rsync -a + sync (durable)" "$t" "$(mib_s "$disk_bytes" "$t")" ""
-rm -rf "$T/rsync"
+if mountpoint -q "$T/rsync"; then umount "$T/rsync"; fi
+rm -rf "$T/rsync" "$T/rsync.img"
 sync
 
 # 2. whole-disk recovery of a fresh (wiped) disk
 ctl mark-down disk --reason "benchmark: disk replaced" >/dev/null
 stop_storaged disk
-rm -rf "$T/disk"
+newfs disk
 start_storaged disk "$p2"
 sync
 warm "$T/peer"
 cpu_start
+if [ -n "${BENCH_PERF:-}" ]; then # a system-wide profile of the fresh copy into that file
+    perf record -F 499 -a -g -o "$BENCH_PERF" >/dev/null 2>&1 &
+    perf_pid=$!
+fi
 t0=$(now)
 ctl repair disk --from peer --wait --json >"$T/fresh.jsonl"
 t=$(secs "$t0" "$(now)")
+[ -z "${BENCH_PERF:-}" ] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
 cpu_report
 python3 "$data" compare "$T/peer" "$T/disk"
-sent=$(tail -1 "$T/fresh.jsonl" | python3 -c 'import json,sys;print(json.load(sys.stdin)["bytes_sent"])')
+read -r sent copy_ms <<<"$(tail -1 "$T/fresh.jsonl" | python3 -c \
+    'import json,sys;d=json.load(sys.stdin);print(d["bytes_sent"],d["copy_ms"])')"
 ratio=$(python3 -c "print('%.2f' % ($best_rsync / $t))")
-record "repair, fresh disk" "$t" "$(mib_s "$disk_bytes" "$t")" "${ratio}x rsync -a; sent $sent bytes"
+record "repair, fresh disk" "$t" "$(mib_s "$disk_bytes" "$t")" \
+    "${ratio}x rsync -a; copy phase $((copy_ms))ms; sent $sent bytes"
 fresh_t=$t
 
 # 3. a stale disk: down while 1 % of the files changed on the peer
 ctl mark-down disk --reason "benchmark: stale" >/dev/null
 python3 "$data" change "http://127.0.0.1:$p1" "$T/peer" 1 2
+load_rows # the changes are the new truth (else the rewritten files would count as corrupt)
 sync
 cpu_start
 t0=$(now)
@@ -159,7 +214,7 @@ fi
 load_rows
 ctl mark-down disk --reason "benchmark: logical recovery" >/dev/null
 stop_storaged disk
-rm -rf "$T/disk"
+newfs disk
 start_storaged disk "$p2"
 ctl mark-spare disk >/dev/null # repair_object writes to rw, ro and spare copies
 nobj=$(sql "SELECT count(*) FROM objects")

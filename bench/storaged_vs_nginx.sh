@@ -18,6 +18,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=bench_lib.sh
 . "$here/bench_lib.sh"
 storaged=$(cd "$here/.." && pwd)/build-bench/storaged/storaged
 duration=4 runs=3 files=100
@@ -46,6 +47,7 @@ declare -A url root
 bench_nginx_start
 url[nginx]=$nginx_url
 root[nginx]=$nginx_root
+bench_cpu_pids[nginx]=$nginx_pid
 for f in on off; do
     s=storaged-fsync-$f
     port=$(bench_free_port)
@@ -54,6 +56,7 @@ for f in on off; do
     bench_wait_http "storaged (fsync $f)" "$bench_last_pid" "http://127.0.0.1:$port/_health" 200
     url[$s]=http://127.0.0.1:$port/
     root[$s]=$T/$s
+    bench_cpu_pids[$s]=$bench_last_pid
 done
 
 echo "# storaged vs nginx, $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -97,7 +100,8 @@ for r in $(seq 1 "$runs"); do
         for s in $(bench_order "$r" nginx storaged-fsync-on storaged-fsync-off); do
             free_mib=$(($(stat -f -c '%a * %S' "$T") / 1048576))
             [ "$free_mib" -ge 4096 ] ||
-                bench_die "only $free_mib MiB free under $T; use a shorter --duration or another --dir"
+                bench_die "only $free_mib MiB free under $T;" \
+                          "use a shorter --duration or another --dir"
             bench_wrk "PUT $(bench_label "$size")" "$s" "$r" "$size" "$duration" "${url[$s]}" -- \
                 put / "put$size-r$r" "$size"
             [ "$fs_type" = tmpfs ] && find "${root[$s]}" -name "put$size-r$r-*" -delete
@@ -107,5 +111,6 @@ for r in $(seq 1 "$runs"); do
 done
 
 echo
-python3 "$here/report.py" "$T/results.tsv" --baseline nginx --target "GET 4 KiB" storaged-fsync-on 0.8
+python3 "$here/report.py" "$T/results.tsv" --baseline nginx \
+    --target "GET 4 KiB" storaged-fsync-on 0.8
 echo; echo "load average at end: $(cut -d" " -f1-3 /proc/loadavg)"

@@ -98,8 +98,8 @@ static int rb_load_clusters(struct db *db, struct rb_world *w)
 
         c->id = strtoll(PQgetvalue(res, (int) i, 0), NULL, 10);
         snprintf(c->name, sizeof(c->name), "%s", PQgetvalue(res, (int) i, 1));
-        c->mode = cluster_mode_parse(PQgetvalue(res, (int) i, 2), &forced) == 0 ? forced
-                                                                                : CMODE_DOWN;
+        c->mode =
+            cluster_mode_parse(PQgetvalue(res, (int) i, 2), &forced) == 0 ? forced : CMODE_DOWN;
         c->objects = strtoull(PQgetvalue(res, (int) i, 3), NULL, 10);
         c->bytes = strtoull(PQgetvalue(res, (int) i, 4), NULL, 10);
     }
@@ -219,8 +219,8 @@ static int rb_measure(struct rb_world *w)
 
 struct rb_planned {
     size_t src, dst;
-    uint64_t target;           /* bytes the plan asks for */
-    uint64_t objects, bytes;   /* what the job will take, walking the source as it does */
+    uint64_t target;         /* bytes the plan asks for */
+    uint64_t objects, bytes; /* what the job will take, walking the source as it does */
 };
 
 /* Walks the source's live objects in the job's order ((updated_at, id), oldest first) from
@@ -238,13 +238,14 @@ static int rb_walk(struct db *db, int64_t cluster_id, char *cursor_ts, size_t ts
         PGresult *res;
 
         snprintf(aid, sizeof(aid), "%" PRId64, *cursor_id);
-        res = db_exec(db,
-                      "SELECT o.size, o.updated_at::text, o.id FROM objects o "
-                      "WHERE o.cluster_id = $1::bigint AND "
-                      "  (o.updated_at, o.id) > ($2::timestamptz, $3::bigint) AND EXISTS "
-                      "  (SELECT 1 FROM buckets b WHERE b.id = o.bucket_id AND b.deleted_at IS NULL) "
-                      "ORDER BY o.updated_at, o.id LIMIT " RB_WALK_BATCH,
-                      3, params);
+        res =
+            db_exec(db,
+                    "SELECT o.size, o.updated_at::text, o.id FROM objects o "
+                    "WHERE o.cluster_id = $1::bigint AND o.updated_at >= $2::timestamptz "
+                    "  AND (o.updated_at > $2::timestamptz OR o.id > $3::bigint) AND EXISTS "
+                    "  (SELECT 1 FROM buckets b WHERE b.id = o.bucket_id AND b.deleted_at IS NULL) "
+                    "ORDER BY o.updated_at, o.id LIMIT " RB_WALK_BATCH,
+                    3, params);
         if (!res)
             return -EIO;
         n = PQntuples(res);
@@ -267,8 +268,8 @@ static int rb_plan_objects(struct db *db, const struct rb_world *w, const struct
                            struct rb_planned *out)
 {
     for (size_t i = 0; i < plan->n; i++) {
-        out[i] = (struct rb_planned){plan->moves[i].src, plan->moves[i].dst, plan->moves[i].bytes,
-                                     0, 0};
+        out[i] =
+            (struct rb_planned){plan->moves[i].src, plan->moves[i].dst, plan->moves[i].bytes, 0, 0};
     }
     /* moves from one source continue where the previous one stopped, as the job does */
     for (size_t s = 0; s < w->nc; s++) {
@@ -294,8 +295,8 @@ static void rb_pct(double v, char *out, size_t outlen)
 static int rb_print_plan_human(const struct rb_world *w, const struct rbp_plan *plan,
                                const struct rb_planned *mv, const struct rb_opts *o)
 {
-    static const char *const ch[] = {"cluster", "mode", "capacity", "bytes", "share",
-                                     "target", "note"};
+    static const char *const ch[] = {"cluster", "mode",   "capacity", "bytes",
+                                     "share",   "target", "note"};
     static const enum out_align ca[] = {OUT_LEFT,  OUT_LEFT,  OUT_RIGHT, OUT_RIGHT,
                                         OUT_RIGHT, OUT_RIGHT, OUT_LEFT};
     static const char *const mh[] = {"from", "to", "objects", "bytes"};
@@ -323,9 +324,13 @@ static int rb_print_plan_human(const struct rb_world *w, const struct rbp_plan *
         else
             snprintf(note, sizeof(note), "%s", p->outside ? "outside the tolerance" : "");
         {
-            const char *cells[] = {w->c[i].name, cluster_mode_name(w->c[i].mode),
-                                   p->counted ? cap : NULL, b, p->counted ? share : NULL,
-                                   p->counted ? target : NULL, note};
+            const char *cells[] = {w->c[i].name,
+                                   cluster_mode_name(w->c[i].mode),
+                                   p->counted ? cap : NULL,
+                                   b,
+                                   p->counted ? share : NULL,
+                                   p->counted ? target : NULL,
+                                   note};
             if (out_table_add(ct, cells) < 0)
                 goto out;
         }
@@ -560,8 +565,7 @@ static int rb_status_read(struct db *db, int64_t id, struct rb_status *st)
     return 0;
 }
 
-static int rb_json_progress(const struct rb_status *st, const char *event, double rate,
-                            int64_t eta)
+static int rb_json_progress(const struct rb_status *st, const char *event, double rate, int64_t eta)
 {
     struct out_json j;
     struct buf b;
@@ -647,9 +651,9 @@ static int rb_follow(struct db *db, int64_t id, bool json)
         if (json) {
             rb_json_progress(&st, "progress", rate, eta);
         } else {
-            progress_format(line, sizeof(line), label,
-                            st.moved_objects + st.skipped + st.failed, st.planned_objects,
-                            st.moved_bytes, st.planned_bytes, rate, eta, rb_waiting_for(&st));
+            progress_format(line, sizeof(line), label, st.moved_objects + st.skipped + st.failed,
+                            st.planned_objects, st.moved_bytes, st.planned_bytes, rate, eta,
+                            rb_waiting_for(&st));
             progress_show(&pg, line, false);
         }
         progress_sleep_ms(RB_POLL_MS);
@@ -678,8 +682,8 @@ static int rb_follow(struct db *db, int64_t id, bool json)
 
 static int rb_status_moves(struct db *db, int64_t id)
 {
-    static const char *const h[] = {"from",  "to",     "state",   "moved",
-                                    "of",    "bytes",  "skipped", "failed", "note"};
+    static const char *const h[] = {"from",  "to",      "state",  "moved", "of",
+                                    "bytes", "skipped", "failed", "note"};
     static const enum out_align a[] = {OUT_LEFT,  OUT_LEFT,  OUT_LEFT,  OUT_RIGHT, OUT_RIGHT,
                                        OUT_RIGHT, OUT_RIGHT, OUT_RIGHT, OUT_LEFT};
     char ids[24];
@@ -989,12 +993,12 @@ static int cmd_rebalance(struct ctl *ctl, int argc, char **argv)
     if (window && parse_window(window, &start, &end) < 0)
         return ctl_usage_err(ctl, "bad --window '%s' (HH:MM-HH:MM, may wrap midnight)", window);
     if (rate && parse_size(rate, &o.rate) < 0)
-        return ctl_usage_err(ctl, "bad --max-bytes-per-sec '%s' (a size such as 64M; 0 = only "
-                                  "repaird's limit)",
+        return ctl_usage_err(ctl,
+                             "bad --max-bytes-per-sec '%s' (a size such as 64M; 0 = only "
+                             "repaird's limit)",
                              rate);
     if (tolerance && rb_parse_tolerance(tolerance, &o.tolerance) < 0)
-        return ctl_usage_err(ctl, "bad --tolerance '%s' (percentage points, 0 to 100)",
-                             tolerance);
+        return ctl_usage_err(ctl, "bad --tolerance '%s' (percentage points, 0 to 100)", tolerance);
     if ((status || pause || cancel) && (window || rate || tolerance))
         return ctl_usage_err(ctl, "--window, --max-bytes-per-sec and --tolerance plan or resume "
                                   "a rebalance; they do not go with --status, --pause or "

@@ -227,7 +227,7 @@ struct repair_progress {
     uint64_t files_total, files_done, bytes_total, bytes_done, bytes_sent;
     uint64_t copied, updated, deleted, same;
     uint64_t n_checked, n_copied, n_deleted, n_lost;
-    double rate;
+    double rate, copy_seconds;
     int64_t eta;
     int attempts;
 };
@@ -259,7 +259,8 @@ static int repair_read(struct db *db, int64_t job_id, int64_t storage_id, struct
                   "j.payload ->> 'narrow_copied', j.payload ->> 'narrow_deleted', "
                   "j.payload ->> 'narrow_lost', "
                   "COALESCE(j.payload ->> 'rate_bytes_per_sec', '0'), "
-                  "COALESCE(j.payload ->> 'eta_seconds', '-1') "
+                  "COALESCE(j.payload ->> 'eta_seconds', '-1'), "
+                  "COALESCE(j.payload ->> 'copy_seconds', '0') "
                   "FROM jobs j WHERE j.id = $1::bigint",
                   2, params);
     if (!res)
@@ -288,6 +289,7 @@ static int repair_read(struct db *db, int64_t job_id, int64_t storage_id, struct
     p->n_lost = u64v(res, 17);
     p->rate = strtod(PQgetvalue(res, 0, 18), NULL);
     p->eta = strtoll(PQgetvalue(res, 0, 19), NULL, 10);
+    p->copy_seconds = strtod(PQgetvalue(res, 0, 20), NULL);
 out:
     PQclear(res);
     return r;
@@ -301,6 +303,8 @@ static void repair_line(const struct repair_storage *t, const struct repair_prog
 
     if (strcmp(p->state, "pending") == 0 && p->error[0])
         snprintf(note, sizeof(note), "%s", p->error);
+    else if (strcmp(p->phase, "copy") == 0 && p->files_total == 0)
+        snprintf(note, sizeof(note), "reading the manifests");
     if (strcmp(p->phase, "copy") == 0) {
         snprintf(label, sizeof(label), "%s: copy", t->name);
         progress_format(out, outlen, label, p->files_done, p->files_total, p->bytes_done,
@@ -337,6 +341,7 @@ static int repair_json_line(const struct repair_storage *t, int64_t job_id,
     out_json_uint(&j, "bytes_total", p->bytes_total);
     out_json_uint(&j, "bytes_sent", p->bytes_sent);
     out_json_uint(&j, "rate_bytes_per_sec", (uint64_t) p->rate);
+    out_json_uint(&j, "copy_ms", (uint64_t) (p->copy_seconds * 1000));
     if (p->eta >= 0)
         out_json_int(&j, "eta_seconds", p->eta);
     else
@@ -510,6 +515,7 @@ static int cmd_repair(struct ctl *ctl, int argc, char **argv)
     struct mode_change_result res;
     struct mode_who who = {ctl_actor(), "clusterctl"};
     struct repair_tx tx = {0};
+    char why_buf[512];
     struct db *db;
     int r, rc = CTL_FAILED;
 
@@ -538,10 +544,9 @@ static int cmd_repair(struct ctl *ctl, int argc, char **argv)
         rc = repair_again(ctl, db, &t, &m, from, wait, json);
         goto out;
     }
-    if (t.mode != SMODE_DOWN && t.mode != SMODE_SPARE) {
-        ctl_err("refused: %s is %s; only a down or spare storage is repaired (a disk "
-                "replacement starts with `clusterctl mark-down %s`)",
-                name, storage_mode_name(t.mode), name);
+    if (modes_check_transition(name, t.mode, SMODE_REPAIR, ACTOR_OPERATOR, false, false, why_buf,
+                               sizeof(why_buf)) < 0) { /* the state machine's own words */
+        ctl_err("refused: %s", why_buf);
         goto out;
     }
     why = repair_unhealthy(t.uri);
@@ -588,7 +593,7 @@ out:
 const struct ctl_cmd ctl_cmd_repair = {
     .name = "repair",
     .fn = cmd_repair,
-    .synopsis = "STORAGE [--from PEER] [--wait] [--json]",
+    .synopsis = "STORAGE [--from PEER] [--wait] [--json] [--reason TEXT]",
     .summary = "rebuild a down or spare storage: whole-disk copy + narrow recovery",
     .help = "options:\n"
             "  --from PEER     the readable storage of the same cluster to copy from\n"

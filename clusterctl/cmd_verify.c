@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #define VF_DEFAULT_MIN_AGE_S (24 * 3600)
 #define VF_DELETE_BATCH 64
@@ -60,7 +59,7 @@ static bool vf_incomplete(const struct vf *v)
 
 static int vf_print_human(const struct vf *v, const struct vf_repair *rep, bool repair)
 {
-    static const char *const h[] = {"storage", "mode",        "files",   "missing", "corrupt",
+    static const char *const h[] = {"storage", "mode",        "files",   "missing",  "corrupt",
                                     "extra",   "extra_bytes", "pending", "unchecked"};
     static const enum out_align a[] = {OUT_LEFT,  OUT_LEFT,  OUT_RIGHT, OUT_RIGHT, OUT_RIGHT,
                                        OUT_RIGHT, OUT_RIGHT, OUT_RIGHT, OUT_RIGHT};
@@ -95,9 +94,9 @@ static int vf_print_human(const struct vf *v, const struct vf_repair *rep, bool 
             goto out;
     }
     out_bytes(v->bytes_read, read, sizeof(read));
-    printf("verify %s: %" PRIu64 " objects, %s read%s in %" PRIu64 ".%01" PRIu64 " s\n",
-           v->cluster, v->objects_done, read, v->quick ? " (--quick: sizes only)" : "",
-           v->elapsed_ms / 1000, v->elapsed_ms / 100 % 10);
+    printf("verify %s: %" PRIu64 " objects, %s read%s in %" PRIu64 ".%01" PRIu64 " s\n", v->cluster,
+           v->objects_done, read, v->quick ? " (--quick: sizes only)" : "", v->elapsed_ms / 1000,
+           v->elapsed_ms / 100 % 10);
     out_table_print(t, stdout);
     for (size_t i = 0; i < v->nst; i++) {
         const struct vf_storage *s = &v->st[i];
@@ -404,8 +403,9 @@ static int cmd_verify(struct ctl *ctl, int argc, char **argv)
     if (min_age && parse_duration_ms(min_age, &age_ms) < 0)
         return ctl_usage_err(ctl, "bad --min-age '%s' (a duration such as 30m, 24h)", min_age);
     if (rate && parse_size(rate, &v.rate) < 0)
-        return ctl_usage_err(ctl, "bad --max-bytes-per-sec '%s' (a size such as 64M; 0 = "
-                                  "unlimited)",
+        return ctl_usage_err(ctl,
+                             "bad --max-bytes-per-sec '%s' (a size such as 64M; 0 = "
+                             "unlimited)",
                              rate);
     if (no_wait && !repair)
         return ctl_usage_err(ctl, "--no-wait goes with --repair");
@@ -415,7 +415,7 @@ static int cmd_verify(struct ctl *ctl, int argc, char **argv)
         v.rate = ctl->cfg->repaird.max_bytes_per_sec;
     v.quick = quick;
     v.min_age_s = age_ms / 1000;
-    v.progress = !json && isatty(STDERR_FILENO);
+    v.progress = !json; /* on stderr: in place on a terminal, else a line every 10 s */
     r = vf_load(db, name, &v);
     if (r == -ENOENT) {
         ctl_err("refused: no cluster named '%s'", name);

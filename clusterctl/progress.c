@@ -26,8 +26,8 @@ void progress_init(struct progress *p, FILE *out)
     p->tty = isatty(fileno(out)) == 1;
 }
 
-void progress_rate(struct progress *p, uint64_t bytes_done, uint64_t bytes_total,
-                   double *ret_rate, int64_t *ret_eta_s)
+void progress_rate(struct progress *p, uint64_t bytes_done, uint64_t bytes_total, double *ret_rate,
+                   int64_t *ret_eta_s)
 {
     uint64_t now = progress_now_ms();
     double secs;
@@ -38,8 +38,8 @@ void progress_rate(struct progress *p, uint64_t bytes_done, uint64_t bytes_total
         p->bytes0 = bytes_done;
     }
     secs = (double) (now - p->t0_ms) / 1000.0;
-    *ret_rate = secs >= 0.5 && bytes_done >= p->bytes0 ? (double) (bytes_done - p->bytes0) / secs
-                                                       : 0;
+    *ret_rate =
+        secs >= 0.5 && bytes_done >= p->bytes0 ? (double) (bytes_done - p->bytes0) / secs : 0;
     if (bytes_total > bytes_done && *ret_rate > 0)
         *ret_eta_s = (int64_t) ((double) (bytes_total - bytes_done) / *ret_rate + 0.5);
     else

@@ -26,8 +26,8 @@ struct progress {
 void progress_init(struct progress *p, FILE *out);
 
 /* Bytes per second since the first call, and the seconds left for bytes_total (-1 unknown). */
-void progress_rate(struct progress *p, uint64_t bytes_done, uint64_t bytes_total,
-                   double *ret_rate, int64_t *ret_eta_s);
+void progress_rate(struct progress *p, uint64_t bytes_done, uint64_t bytes_total, double *ret_rate,
+                   int64_t *ret_eta_s);
 
 /* "LABEL [######......]  42%  12/40 files  1.2 MiB/4.0 MiB  300 KiB/s  ETA 0:12"; note, when
  * non-empty, follows in parentheses. Totals of 0 leave their part out. */

@@ -14,16 +14,16 @@
 
 struct rbp_cluster {
     /* inputs */
-    bool counted;     /* takes part: not down, capacity known */
-    bool can_receive; /* effective mode rw and every writable storage reachable */
+    bool counted;      /* takes part: not down, capacity known */
+    bool can_receive;  /* effective mode rw and every writable storage reachable */
     uint64_t bytes;    /* bytes of its objects */
     uint64_t capacity; /* bytes_total of its smallest storage */
     uint64_t free;     /* bytes_free of its fullest writable storage */
     /* results (rbp_compute) */
-    uint64_t target;    /* bytes it should hold */
-    double share_pct;   /* of all bytes, now */
-    double target_pct;  /* its share of the capacity */
-    bool outside;       /* off its target share by more than the tolerance */
+    uint64_t target;   /* bytes it should hold */
+    double share_pct;  /* of all bytes, now */
+    double target_pct; /* its share of the capacity */
+    bool outside;      /* off its target share by more than the tolerance */
 };
 
 struct rbp_move {

@@ -267,6 +267,21 @@ static int vf_extra_add(struct vf *v, size_t si, const char *name, uint64_t size
     return 0;
 }
 
+/* "40s", "12m", "5h 3m", "3d 4h". */
+static void vf_age(int64_t s, char *out, size_t outlen)
+{
+    if (s < 0)
+        s = 0;
+    if (s < 60)
+        snprintf(out, outlen, "%" PRId64 "s", s);
+    else if (s < 3600)
+        snprintf(out, outlen, "%" PRId64 "m", s / 60);
+    else if (s < 86400)
+        snprintf(out, outlen, "%" PRId64 "h %" PRId64 "m", s / 3600, s / 60 % 60);
+    else
+        snprintf(out, outlen, "%" PRId64 "d %" PRId64 "h", s / 86400, s / 3600 % 24);
+}
+
 static int vf_mf_flush(struct vf_mf *m)
 {
     struct vf_storage *s = &m->v->st[m->si];
@@ -278,7 +293,7 @@ static int vf_mf_flush(struct vf_mf *m)
     if (r < 0)
         return r;
     for (size_t i = 0; i < m->n; i++) {
-        char what[BLOB_REL_MAX + 8], detail[96], size[32];
+        char what[BLOB_REL_MAX + 8], detail[96], size[32], when[32];
         int64_t age = (int64_t) m->now - m->mtimes[i];
 
         if (m->referenced[i]) {
@@ -298,7 +313,8 @@ static int vf_mf_flush(struct vf_mf *m)
             return r;
         blob_rel_path(m->names[i], strlen(m->names[i]), what);
         out_bytes(m->sizes[i], size, sizeof(size));
-        snprintf(detail, sizeof(detail), "%s, %" PRId64 " s old", size, age < 0 ? 0 : age);
+        vf_age(age, when, sizeof(when));
+        snprintf(detail, sizeof(detail), "%s, %s old", size, when);
         vf_sample(m->v, VF_EXTRA, m->si, 0, what, detail);
     }
     m->n = 0;
@@ -553,8 +569,8 @@ static int vf_judge(const struct vf *v, const struct vf_obj *o, const struct htt
 }
 
 /* Records the findings of one object once its row is known to be unchanged. */
-static int vf_object_result(struct db *db, struct vf *v, const struct vf_obj *o,
-                            const int *kinds, char (*details)[200])
+static int vf_object_result(struct db *db, struct vf *v, const struct vf_obj *o, const int *kinds,
+                            char (*details)[200])
 {
     bool bad = false;
     int r;
@@ -625,9 +641,10 @@ static int vf_check_batch(struct db *db, struct vf *v, const struct vf_obj *o, i
             rd->st = s;
             rd->max = o[i].size;
             snprintf(rd->url, sizeof(rd->url), "%s/%s", v->st[s].uri, o[i].name);
-            reqs[nreq] = (struct http_req){.method = v->quick ? HTTP_HEAD : HTTP_GET,
-                                           .url = rd->url,
-                                           .timeout_ms = ms > 0xfffffff ? 0xfffffff : (unsigned) ms};
+            reqs[nreq] =
+                (struct http_req){.method = v->quick ? HTTP_HEAD : HTTP_GET,
+                                  .url = rd->url,
+                                  .timeout_ms = ms > 0xfffffff ? 0xfffffff : (unsigned) ms};
             if (!v->quick) {
                 rd->md5 = md5_new();
                 if (!rd->md5)
@@ -651,8 +668,8 @@ static int vf_check_batch(struct db *db, struct vf *v, const struct vf_obj *o, i
             kinds[s] = -2; /* not checked */
         for (size_t k = 0; k < nreq; k++) {
             if (rds[k].obj == (size_t) i)
-                kinds[rds[k].st] = vf_judge(v, &o[i], &reqs[k], &rds[k], details[rds[k].st],
-                                            sizeof(details[0]));
+                kinds[rds[k].st] =
+                    vf_judge(v, &o[i], &reqs[k], &rds[k], details[rds[k].st], sizeof(details[0]));
         }
         r = vf_object_result(db, v, &o[i], kinds, details);
         v->objects_done++;

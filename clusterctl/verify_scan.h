@@ -25,11 +25,11 @@ struct vf_storage {
     char name[64];
     char uri[256]; /* without a trailing '/' */
     enum storage_mode mode;
-    bool checked;     /* rw, ro or spare: it must hold every object */
-    bool manifest_ok; /* its file list was read to the end */
-    char error[200];  /* why not, or "" */
-    uint64_t files;   /* files that belong to an object */
-    uint64_t missing, corrupt, unchecked; /* copies; unchecked = could not be read */
+    bool checked;                             /* rw, ro or spare: it must hold every object */
+    bool manifest_ok;                         /* its file list was read to the end */
+    char error[200];                          /* why not, or "" */
+    uint64_t files;                           /* files that belong to an object */
+    uint64_t missing, corrupt, unchecked;     /* copies; unchecked = could not be read */
     uint64_t extra, extra_bytes, extra_young; /* files of no object; young = under min age */
     uint64_t pending_delete; /* files of no object that a delete_files job will remove */
 };

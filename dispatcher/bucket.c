@@ -33,7 +33,7 @@ enum MHD_Result bucket_put(struct request *req, const char *data, size_t *size)
     if (r < 0)
         return respond_errno(req, r, "cannot create the bucket");
     meta_cache_invalidate_bucket(req->srv->cache, req->bucket);
-    log_info("event=bucket_created bucket=%s", req->bucket);
+    log_info("event=bucket_created rid=%s bucket=%s", req->rid, req->bucket);
     return respond_empty(req, 201);
 }
 
@@ -55,7 +55,7 @@ enum MHD_Result bucket_delete(struct request *req, const char *data, size_t *siz
     if (r < 0)
         return respond_errno(req, r, "cannot delete the bucket");
     meta_cache_invalidate_bucket(req->srv->cache, req->bucket);
-    log_info("event=bucket_deleted bucket=%s id=%" PRId64, req->bucket, id);
+    log_info("event=bucket_deleted rid=%s bucket=%s id=%" PRId64, req->rid, req->bucket, id);
     return respond_empty(req, 204);
 }
 
@@ -109,7 +109,8 @@ enum MHD_Result bucket_move(struct request *req, const char *data, size_t *size)
         return respond_errno(req, r, "cannot rename the bucket");
     meta_cache_invalidate_bucket(req->srv->cache, req->bucket);
     meta_cache_invalidate_bucket(req->srv->cache, name);
-    log_info("event=bucket_moved bucket=%s to=%s id=%" PRId64, req->bucket, name, id);
+    log_info("event=bucket_moved rid=%s bucket=%s to=%s id=%" PRId64, req->rid, req->bucket, name,
+             id);
     return respond_empty(req, 201);
 }
 

@@ -50,6 +50,10 @@ static void key_init(void)
     pthread_key_create(&handle_key, handle_free);
 }
 
+static size_t write_cb(char *data, size_t size, size_t nmemb, void *arg);
+
+/* The thread's handle, with the options every fast read shares set once (the per-read ones
+ * are URL, Range header and sink; no curl_easy_reset per read). */
 static CURL *handle(void)
 {
     CURL *h;
@@ -60,8 +64,16 @@ static CURL *handle(void)
         h = curl_easy_init();
         if (h && pthread_setspecific(handle_key, h) != 0) {
             curl_easy_cleanup(h);
-            h = NULL;
+            return NULL;
         }
+        if (!h)
+            return NULL;
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+        curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, SYNC_CONNECT_TIMEOUT_MS);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, SYNC_TIMEOUT_MS);
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     }
     return h;
 }
@@ -108,23 +120,25 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-int fetch_sync(const char *const *urls, const int64_t *ids, size_t n, uint64_t off, uint64_t len,
-               bool ranged, char *buf, size_t *ret_next, unsigned *ret_failed,
+int fetch_sync(const char *rid, const char *const *urls, const int64_t *ids, size_t n, uint64_t off,
+               uint64_t len, bool ranged, char *buf, size_t *ret_next, unsigned *ret_failed,
                unsigned *ret_not_found)
 {
     CURL *h = handle();
     struct curl_slist *hdrs = NULL;
-    char range[80];
+    char range[80], ridh[96];
 
     *ret_failed = *ret_not_found = 0;
     if (!h)
         return -EAGAIN;
-    if (ranged) {
+    snprintf(ridh, sizeof(ridh), "X-Request-Id: %s", rid);
+    hdrs = curl_slist_append(NULL, ridh);
+    if (hdrs && ranged) {
         snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-%" PRIu64, off, off + len - 1);
-        hdrs = curl_slist_append(NULL, range);
-        if (!hdrs)
-            return -EAGAIN;
+        hdrs = curl_slist_append(hdrs, range);
     }
+    if (!hdrs)
+        return -EAGAIN;
     for (size_t i = 0; i < n; i++) {
         struct sink s = {h, buf, len, 0, ranged ? 206 : 200, false};
         CURLcode rc;
@@ -135,18 +149,12 @@ int fetch_sync(const char *const *urls, const int64_t *ids, size_t n, uint64_t o
             curl_slist_free_all(hdrs);
             return -EAGAIN;
         }
-        curl_easy_reset(h);
         curl_easy_setopt(h, CURLOPT_URL, urls[i]);
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
-        curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, SYNC_CONNECT_TIMEOUT_MS);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, SYNC_TIMEOUT_MS);
-        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         rc = curl_easy_perform(h);
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL); /* hdrs is freed below */
         if (rc == CURLE_OK && !s.bad && s.got == len) {
             curl_slist_free_all(hdrs);
             *ret_next = i;
@@ -155,7 +163,7 @@ int fetch_sync(const char *const *urls, const int64_t *ids, size_t n, uint64_t o
         (*ret_failed)++;
         if (code == 404)
             (*ret_not_found)++;
-        log_info("event=read_copy_failed url=%s status=%ld error=\"%s\"", urls[i], code,
+        log_info("event=read_copy_failed rid=%s url=%s status=%ld error=\"%s\"", rid, urls[i], code,
                  s.bad ? "unexpected answer" : curl_easy_strerror(rc));
         if (rc == CURLE_OPERATION_TIMEDOUT) {
             /* slow, not dead: leave it to the asynchronous path for a while, and let that

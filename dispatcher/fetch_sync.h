@@ -15,12 +15,13 @@
 /* True if the storage recently answered too slowly for the fast path. */
 bool fetch_sync_avoid(int64_t storage_id);
 
-/* Reads bytes [off, off + len) into buf (len bytes) from urls[0..n) in order (ranged: send a
- * Range header). Returns 0 when urls[*ret_next] delivered them all; -EAGAIN when a copy was slow
- * (the caller continues asynchronously from urls[*ret_next]); -ENOENT when no copy is left.
- * *ret_failed / *ret_not_found count the copies that failed / answered 404. */
-int fetch_sync(const char *const *urls, const int64_t *ids, size_t n, uint64_t off, uint64_t len,
-               bool ranged, char *buf, size_t *ret_next, unsigned *ret_failed,
+/* rid: the request id (X-Request-Id to storaged, logs). Reads bytes [off, off + len) into buf (len
+ * bytes) from urls[0..n) in order (ranged: send a Range header). Returns 0 when urls[*ret_next]
+ * delivered them all; -EAGAIN when a copy was slow (the caller continues asynchronously from
+ * urls[*ret_next]); -ENOENT when no copy is left. *ret_failed / *ret_not_found count the copies
+ * that failed / answered 404. */
+int fetch_sync(const char *rid, const char *const *urls, const int64_t *ids, size_t n, uint64_t off,
+               uint64_t len, bool ranged, char *buf, size_t *ret_next, unsigned *ret_failed,
                unsigned *ret_not_found);
 
 /* Frees the calling thread's handle (threads exit through it too). */

@@ -37,7 +37,7 @@ enum MHD_Result object_delete(struct request *req, const char *data, size_t *siz
     if (r < 0)
         return respond_errno(req, r, "cannot delete the object");
     meta_cache_invalidate_object(req->srv->cache, bucket_id, req->object);
-    log_info("event=object_deleted bucket=%s id=%" PRId64 " internal=%s cluster=%" PRId64,
-             req->bucket, old.id, old.internal_name, old.cluster_id);
+    log_info("event=object_deleted rid=%s bucket=%s id=%" PRId64 " internal=%s cluster=%" PRId64,
+             req->rid, req->bucket, old.id, old.internal_name, old.cluster_id);
     return respond_empty(req, 204);
 }

@@ -67,8 +67,8 @@ static void get_release(struct request *req, bool completed_ok)
         metrics_inc(MC_REPAIRS_QUEUED, 1);
         snprintf(payload, sizeof(payload), "{\"object_id\": %" PRId64 "}", g->m.id);
         janitor_job(req->srv->janitor, "repair_object", payload);
-        log_info("event=repair_queued object=%" PRId64 " reason=failover failed_copies=%u", g->m.id,
-                 failed);
+        log_info("event=repair_queued rid=%s object=%" PRId64 " reason=failover failed_copies=%u",
+                 req->rid, g->m.id, failed);
     }
     free(g);
     req->state = NULL;
@@ -276,8 +276,8 @@ static enum MHD_Result get_sync(struct request *req, struct get_req *g, char **u
     while (at < n) {
         unsigned failed = 0, not_found = 0;
         size_t next = at;
-        int r = fetch_sync((const char *const *) (urls + at), ids + at, n - at, g->off, g->len,
-                           g->ranged, buf, &next, &failed, &not_found);
+        int r = fetch_sync(req->rid, (const char *const *) (urls + at), ids + at, n - at, g->off,
+                           g->len, g->ranged, buf, &next, &failed, &not_found);
 
         g->sync_failed += failed;
         g->sync_not_found += not_found;
@@ -290,8 +290,8 @@ static enum MHD_Result get_sync(struct request *req, struct get_req *g, char **u
         }
         if (!g->ranged && !body_cache_put(req->srv->bodies, g->m.internal_name, g->m.etag, buf,
                                           (size_t) g->len)) {
-            log_error("event=corrupt_copy url=%s object=%" PRId64 " etag=%s", urls[next], g->m.id,
-                      g->m.etag);
+            log_error("event=corrupt_copy rid=%s url=%s object=%" PRId64 " etag=%s", req->rid,
+                      urls[next], g->m.id, g->m.etag);
             metrics_inc(MC_CORRUPT_COPIES, 1);
             g->sync_failed++;
             at = next + 1;
@@ -390,7 +390,8 @@ static enum MHD_Result get_serve(struct request *req, struct get_req *g)
         free_urls(urls, n);
         return get_failed(req, g);
     }
-    g->op = get_op_new((const char *const *) (urls + start), n - start, g->off, g->len, g->ranged);
+    g->op = get_op_new((const char *const *) (urls + start), n - start, g->off, g->len, g->ranged,
+                       req->rid);
     free_urls(urls, n);
     if (!g->op)
         return respond_text(req, 500, "out of memory");

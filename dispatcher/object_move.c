@@ -80,7 +80,8 @@ enum MHD_Result object_move(struct request *req, const char *data, size_t *size)
     } else {
         meta_cache_invalidate_object(req->srv->cache, src_bid, req->object);
         meta_cache_invalidate_object(req->srv->cache, dst_bid, dst_obj);
-        log_info("event=object_moved bucket=%s to_bucket=%s", req->bucket, dst_bucket);
+        log_info("event=object_moved rid=%s bucket=%s to_bucket=%s", req->rid, req->bucket,
+                 dst_bucket);
         ret = respond_empty(req, 201);
     }
 out:

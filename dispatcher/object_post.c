@@ -38,6 +38,7 @@ enum MHD_Result object_post(struct request *req, const char *data, size_t *size)
     if (!db || jobs_enqueue(db, tctx_kv(), "repair_object", payload, &job) < 0)
         return respond_errno(req, -EIO, "cannot queue the repair");
     metrics_inc(MC_REPAIRS_QUEUED, 1);
-    log_info("event=repair_queued object=%" PRId64 " job=%" PRId64 " reason=post", m.id, job);
+    log_info("event=repair_queued rid=%s object=%" PRId64 " job=%" PRId64 " reason=post", req->rid,
+             m.id, job);
     return respond_empty(req, 204);
 }

@@ -188,7 +188,8 @@ static enum MHD_Result put_begin(struct request *req)
         spool_free(sp);
         return respond_text(req, 500, "out of memory");
     }
-    p->op = put_op_new(sp, p->expected, p->has_md5 ? p->content_md5 : NULL, req->srv->janitor);
+    p->op = put_op_new(sp, p->expected, p->has_md5 ? p->content_md5 : NULL, req->srv->janitor,
+                       req->rid);
     if (!p->op) {
         spool_free(sp);
         return respond_text(req, 500, "out of memory");
@@ -308,9 +309,9 @@ static enum MHD_Result put_finish(struct request *req, struct put_req *p)
         metrics_inc(MC_SPARE_FAILURES, failed_spares);
         metrics_inc(MC_REPAIRS_QUEUED, 1);
     }
-    log_info("event=object_stored bucket=%s id=%" PRId64 " internal=%s cluster=%" PRId64
+    log_info("event=object_stored rid=%s bucket=%s id=%" PRId64 " internal=%s cluster=%" PRId64
              " size=%" PRIu64 " attempt=%u",
-             req->bucket, m.id, internal, c.cluster_id, c.size, attempt + 1);
+             req->rid, req->bucket, m.id, internal, c.cluster_id, c.size, attempt + 1);
     snprintf(etag, sizeof(etag), "\"%s\"", m.etag);
     resp = MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT);
     if (!resp)

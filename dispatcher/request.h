@@ -23,6 +23,7 @@ struct request {
     struct server *srv;
     struct MHD_Connection *conn;
     const char *method; /* as sent (MHD-owned, valid for the request) */
+    char rid[65];       /* request id: the client's X-Request-Id, else a fresh one */
     enum req_method m;
     int64_t start_us;
     unsigned calls;  /* access-handler calls so far, this one included */

@@ -37,13 +37,15 @@ enum MHD_Result respond(struct request *req, unsigned status, struct MHD_Respons
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "X-Request-Id", req->rid);
     if (server_draining(req->srv))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     req->status = status;
     r = MHD_queue_response(req->conn, status, resp);
     MHD_destroy_response(resp);
     if (r != MHD_YES)
-        log_warn("event=queue_response_failed method=%s status=%u", req->method, status);
+        log_warn("event=queue_response_failed rid=%s method=%s status=%u", req->rid, req->method,
+                 status);
     return r;
 }
 
@@ -67,8 +69,8 @@ enum MHD_Result respond_text(struct request *req, unsigned status, const char *t
     if (req->m != RM_HEAD)
         metrics_inc(MC_BYTES_OUT, len + 1);
     if (status >= 500)
-        log_warn("event=request_failed method=%s bucket=%s status=%u reason=\"%s\"", req->method,
-                 req->bucket, status, text);
+        log_warn("event=request_failed rid=%s method=%s bucket=%s status=%u reason=\"%s\"",
+                 req->rid, req->method, req->bucket, status, text);
     return respond(req, status, resp);
 }
 

@@ -44,6 +44,29 @@ bool server_draining(struct server *s)
     return atomic_load_explicit(&s->draining, memory_order_relaxed);
 }
 
+/* The client's X-Request-Id when it is short and printable (a front proxy's $request_id),
+ * else a fresh one: a per-process random prefix and a counter. */
+static void request_id(struct request *req)
+{
+    static _Atomic uint64_t seq;
+    static uint32_t prefix;
+    const char *id = req_header(req, "X-Request-Id");
+    size_t n = 0;
+
+    for (; id && id[n]; n++) {
+        if (n >= 64 || id[n] <= 0x20 || id[n] >= 0x7f || id[n] == '"')
+            break;
+    }
+    if (id && n > 0 && !id[n]) {
+        memcpy(req->rid, id, n + 1);
+        return;
+    }
+    if (!prefix)
+        prefix = (uint32_t) getpid() * 2654435761u ^ (uint32_t) now_us();
+    snprintf(req->rid, sizeof(req->rid), "%08x%08llx", prefix,
+             (unsigned long long) atomic_fetch_add(&seq, 1));
+}
+
 static enum req_method method_of(const char *m)
 {
     static const char *const names[] = {"GET", "HEAD", "PUT", "DELETE", "MOVE", "POST"};
@@ -72,6 +95,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         req->method = method;
         req->m = method_of(method);
         req->start_us = now_us();
+        request_id(req);
         *con_cls = req;
         atomic_fetch_add(&s->inflight, 1);
         metrics_gauge_add(MG_INFLIGHT, 1);
@@ -98,11 +122,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     usec = now_us() - req->start_us;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        log_info("event=request_aborted method=%s bucket=%s status=%u reason=%d", req->method,
-                 req->bucket, req->status, (int) toe);
+        log_info("event=request_aborted rid=%s method=%s bucket=%s status=%u reason=%d", req->rid,
+                 req->method, req->bucket, req->status, (int) toe);
     metrics_request(req->method, req->status ? req->status : 499, (uint64_t) usec);
-    log_debug("event=request method=%s bucket=%s status=%u usec=%lld in=%llu", req->method,
-              req->bucket, req->status, (long long) usec, (unsigned long long) req->bytes_in);
+    log_debug("event=request rid=%s method=%s bucket=%s status=%u usec=%lld in=%llu", req->rid,
+              req->method, req->bucket, req->status, (long long) usec,
+              (unsigned long long) req->bytes_in);
     if (req->release)
         req->release(req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     free(req->object);

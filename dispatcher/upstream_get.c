@@ -24,6 +24,7 @@ struct get_op {
     size_t nurls, next;
     uint64_t off, len;
     bool send_range;
+    char rid[65];
     pthread_mutex_t mu;
     /* under mu */
     char *ring;
@@ -135,7 +136,7 @@ static void release_easy(struct get_op *op)
 /* Starts a transfer on the next copy; returns -ENOENT when there is none. */
 static int start_next(struct get_op *op)
 {
-    char range[80];
+    char range[80], ridh[96];
     uint64_t from;
 
     while (op->next < op->nurls) {
@@ -150,13 +151,15 @@ static int start_next(struct get_op *op)
         op->ranged_now = op->send_range || from > op->off;
         op->status_ok = false;
         op->err[0] = '\0';
-        if (op->ranged_now) {
+        snprintf(ridh, sizeof(ridh), "X-Request-Id: %s", op->rid);
+        op->hdrs = curl_slist_append(NULL, ridh);
+        if (op->hdrs && op->ranged_now) {
             snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-%" PRIu64, from,
                      op->off + op->len - 1);
-            op->hdrs = curl_slist_append(NULL, range);
-            if (!op->hdrs)
-                return -ENOMEM;
+            op->hdrs = curl_slist_append(op->hdrs, range);
         }
+        if (!op->hdrs)
+            return -ENOMEM;
         curl_easy_setopt(op->easy, CURLOPT_URL, url);
         curl_easy_setopt(op->easy, CURLOPT_WRITEFUNCTION, write_cb);
         curl_easy_setopt(op->easy, CURLOPT_WRITEDATA, op);
@@ -236,8 +239,8 @@ static void get_done(struct up_task *task, void *xfer, CURLcode rc)
         finish(op, GET_DONE);
         return;
     }
-    log_info("event=read_copy_failed url=%s status=%ld error=\"%s\"", op->urls[op->next - 1], code,
-             op->err[0] ? op->err : curl_easy_strerror(rc));
+    log_info("event=read_copy_failed rid=%s url=%s status=%ld error=\"%s\"", op->rid,
+             op->urls[op->next - 1], code, op->err[0] ? op->err : curl_easy_strerror(rc));
     if (start_next(op) < 0)
         finish(op, GET_FAILED);
 }
@@ -263,7 +266,7 @@ static const struct up_task_ops get_ops = {
 };
 
 struct get_op *get_op_new(const char *const *urls, size_t n, uint64_t off, uint64_t len,
-                          bool send_range)
+                          bool send_range, const char *rid)
 {
     struct get_op *op = calloc(1, sizeof(*op));
 
@@ -275,6 +278,7 @@ struct get_op *get_op_new(const char *const *urls, size_t n, uint64_t off, uint6
     op->off = off;
     op->len = len;
     op->send_range = send_range;
+    snprintf(op->rid, sizeof(op->rid), "%s", rid);
     op->cap = len < GET_RING_MAX ? (size_t) len : GET_RING_MAX;
     op->ring = malloc(op->cap ? op->cap : 1);
     op->urls = calloc(n ? n : 1, sizeof(*op->urls));

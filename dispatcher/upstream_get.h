@@ -18,10 +18,11 @@ enum get_state { GET_RUNNING = 0, GET_DONE, GET_FAILED };
 
 struct get_op;
 
-/* urls: the copies in read order (copied). Reads bytes [off, off + len) of the object (len > 0);
- * send_range: ask with a Range header even on the first copy (a client range). */
+/* urls: the copies in read order (copied); rid: the request id for logs and X-Request-Id. Reads
+ * bytes [off, off + len) of the object (len > 0); send_range: ask with a Range header even on the
+ * first copy (a client range). */
 struct get_op *get_op_new(const char *const *urls, size_t n, uint64_t off, uint64_t len,
-                          bool send_range);
+                          bool send_range, const char *rid);
 void get_op_ref(struct get_op *op);
 void get_op_unref(struct get_op *op);
 void get_op_start(struct get_op *op, struct up_loop *loop);

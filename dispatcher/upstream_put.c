@@ -62,6 +62,7 @@ struct put_op {
     struct spool *sp;
     int64_t expected; /* Content-Length, or -1 for a chunked body */
     char *content_md5;
+    char rid[65];
     pthread_mutex_t mu;
     /* under mu */
     enum put_state state;
@@ -186,7 +187,7 @@ static int target_start(struct put_op *op, struct put_target *t, int64_t infile_
 {
     const char *name = op->clusters[t->ci].internal_name;
     size_t len = strlen(t->uri) + NAMES_INTERNAL_LEN + 2;
-    char md5h[64];
+    char md5h[64], ridh[96];
 
     t->url = malloc(len);
     t->easy = curl_easy_init();
@@ -194,7 +195,10 @@ static int target_start(struct put_op *op, struct put_target *t, int64_t infile_
         return -ENOMEM;
     op->running++; /* counted from here: target_release undoes it */
     snprintf(t->url, len, "%s/%s", t->uri, name);
+    snprintf(ridh, sizeof(ridh), "X-Request-Id: %s", op->rid);
     t->hdrs = curl_slist_append(NULL, "Expect:");
+    if (t->hdrs)
+        t->hdrs = curl_slist_append(t->hdrs, ridh);
     if (t->hdrs && op->content_md5) {
         snprintf(md5h, sizeof(md5h), "Content-MD5: %s", op->content_md5);
         t->hdrs = curl_slist_append(t->hdrs, md5h);
@@ -291,8 +295,8 @@ static void attempt_fail(struct put_op *op, const char *why)
 {
     struct put_cluster *c = &op->clusters[op->cur];
 
-    log_warn("event=put_attempt_failed cluster=%" PRId64 " internal=%s reason=\"%s\"", c->id,
-             c->internal_name, why);
+    log_warn("event=put_attempt_failed rid=%s cluster=%" PRId64 " internal=%s reason=\"%s\"",
+             op->rid, c->id, c->internal_name, why);
     metrics_inc(MC_WRITE_ATTEMPTS_FAILED, 1);
     cluster_cleanup(op, c);
     op->cur++;
@@ -354,8 +358,9 @@ static void evaluate(struct put_op *op)
         struct put_target *t = &c->targets[i];
 
         if (t->st == T_OK && md5_set && strcmp(t->etag, md5) != 0) {
-            log_warn("event=put_copy_mismatch storage=%" PRId64 " internal=%s etag=%s md5=%s",
-                     t->storage_id, c->internal_name, t->etag, md5);
+            log_warn("event=put_copy_mismatch rid=%s storage=%" PRId64 " internal=%s etag=%s "
+                     "md5=%s",
+                     op->rid, t->storage_id, c->internal_name, t->etag, md5);
             t->st = T_FAILED;
             snprintf(t->err, sizeof(t->err), "its copy's MD5 %s is not the body's", t->etag);
         }
@@ -437,8 +442,9 @@ static void put_done(struct up_task *task, void *xfer, CURLcode rc)
         t->st = T_FAILED;
         if (!t->err[0])
             snprintf(t->err, sizeof(t->err), "%s", curl_easy_strerror(rc));
-        log_info("event=put_copy_failed storage=%" PRId64 " spare=%d status=%ld error=\"%s\"",
-                 t->storage_id, t->spare, t->status, t->err);
+        log_info("event=put_copy_failed rid=%s storage=%" PRId64 " spare=%d status=%ld "
+                 "error=\"%s\"",
+                 op->rid, t->storage_id, t->spare, t->status, t->err);
     }
     if (t->draining) { /* its attempt is over: only what it left behind matters */
         target_cleanup(op, t, t->unknown);
@@ -510,7 +516,7 @@ static const struct up_task_ops put_ops = {
 };
 
 struct put_op *put_op_new(struct spool *sp, int64_t expected, const char *content_md5,
-                          struct janitor *j)
+                          struct janitor *j, const char *rid)
 {
     struct put_op *op = calloc(1, sizeof(*op));
 
@@ -519,6 +525,7 @@ struct put_op *put_op_new(struct spool *sp, int64_t expected, const char *conten
     up_task_init(&op->task, &put_ops);
     op->sp = sp;
     op->expected = expected;
+    snprintf(op->rid, sizeof(op->rid), "%s", rid);
     op->janitor = j;
     pthread_mutex_init(&op->mu, NULL);
     if (content_md5 && !(op->content_md5 = strdup(content_md5))) {

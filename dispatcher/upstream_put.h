@@ -28,10 +28,10 @@ struct put_op;
 
 /* Takes ownership of sp (freed with the op's last reference); the MHD side keeps writing into
  * it while it holds its own reference, the op's transfers only read it. expected: the
- * Content-Length, or -1 for a chunked body. content_md5: the client's header (base64) to pass on to
- * storaged, or NULL. */
+ * Content-Length, or -1 for a chunked body. content_md5: the client's header (base64) to pass
+ * on to storaged, or NULL. rid: the request id, sent to storaged as X-Request-Id and logged. */
 struct put_op *put_op_new(struct spool *sp, int64_t expected, const char *content_md5,
-                          struct janitor *j);
+                          struct janitor *j, const char *rid);
 void put_op_unref(struct put_op *op);
 
 /* Adds a cluster to try (in order), with its write targets (rw and spare). Before start. */

@@ -115,26 +115,55 @@ static bool rb_window_open(const struct rb_run *run, char *note, size_t notelen)
     return in;
 }
 
+/* Reads the move's progress: its cursor and the bytes moved. Returns 0 or -EIO. */
+static int rb_cursor_load(struct job *job, const struct rb_move *m, char *ts, size_t tslen,
+                          char *id, size_t idlen, uint64_t *ret_moved)
+{
+    char ids[24];
+    const char *params[] = {ids};
+    PGresult *res;
+
+    snprintf(ids, sizeof(ids), "%" PRId64, m->id);
+    res = db_exec(job->ctx->db,
+                  "SELECT after_updated_at::text, after_id, moved_bytes FROM rebalance_moves "
+                  "WHERE id = $1::bigint",
+                  1, params);
+    if (!res || PQntuples(res) != 1) {
+        PQclear(res);
+        return -EIO;
+    }
+    snprintf(ts, tslen, "%s", PQgetvalue(res, 0, 0));
+    snprintf(id, idlen, "%s", PQgetvalue(res, 0, 1));
+    *ret_moved = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
 /* Loads the next objects of the move's source after its cursor (live buckets only, oldest
- * first). Returns the count (0 = the source has no more), or -EIO. */
+ * first, in (updated_at, id) order: the condition is written so that the index on
+ * (cluster_id, updated_at) bounds the scan). Returns the count (0 = the source has no more),
+ * or -EIO. */
 static int rb_batch_load(struct job *job, const struct rb_move *m, struct rb_object *v,
                          uint64_t *ret_moved)
 {
-    char ids[24], lim[16];
-    const char *params[] = {ids, lim};
+    char cid[24], lim[16], ts[64], aid[24];
+    const char *params[] = {cid, ts, aid, lim};
     PGresult *res;
     int n = 0;
 
-    snprintf(ids, sizeof(ids), "%" PRId64, m->id);
+    if (rb_cursor_load(job, m, ts, sizeof(ts), aid, sizeof(aid), ret_moved) < 0)
+        return -EIO;
+    snprintf(cid, sizeof(cid), "%" PRId64, m->src);
     snprintf(lim, sizeof(lim), "%d", RB_BATCH);
     res = db_exec(job->ctx->db,
-                  "SELECT o.id, o.internal_name, o.size, o.etag, o.updated_at::text, m.moved_bytes "
-                  "FROM rebalance_moves m JOIN objects o ON o.cluster_id = m.src_cluster_id "
-                  "  AND (o.updated_at, o.id) > (m.after_updated_at, m.after_id) "
-                  "WHERE m.id = $1::bigint AND EXISTS (SELECT 1 FROM buckets b "
-                  "  WHERE b.id = o.bucket_id AND b.deleted_at IS NULL) "
-                  "ORDER BY o.updated_at, o.id LIMIT $2::int",
-                  2, params);
+                  "SELECT o.id, o.internal_name, o.size, o.etag, o.updated_at::text "
+                  "FROM objects o WHERE o.cluster_id = $1::bigint "
+                  "  AND o.updated_at >= $2::timestamptz "
+                  "  AND (o.updated_at > $2::timestamptz OR o.id > $3::bigint) "
+                  "  AND EXISTS (SELECT 1 FROM buckets b WHERE b.id = o.bucket_id "
+                  "              AND b.deleted_at IS NULL) "
+                  "ORDER BY o.updated_at, o.id LIMIT $4::int",
+                  4, params);
     if (!res)
         return -EIO;
     for (int i = 0; i < PQntuples(res) && n < RB_BATCH; i++) {
@@ -145,9 +174,7 @@ static int rb_batch_load(struct job *job, const struct rb_move *m, struct rb_obj
         o->size = strtoull(PQgetvalue(res, i, 2), NULL, 10);
         snprintf(o->etag, sizeof(o->etag), "%s", PQgetvalue(res, i, 3));
         snprintf(o->updated_at, sizeof(o->updated_at), "%s", PQgetvalue(res, i, 4));
-        *ret_moved = strtoull(PQgetvalue(res, i, 5), NULL, 10);
-        if (!blob_name_valid(o->internal_name, strlen(o->internal_name)) ||
-            strlen(o->etag) != 32)
+        if (!blob_name_valid(o->internal_name, strlen(o->internal_name)) || strlen(o->etag) != 32)
             log_warn("event=rebalance_bad_row object_id=%" PRId64 " note=\"invalid internal "
                      "name or etag: counted as failed\"",
                      o->id);
@@ -273,6 +300,12 @@ static enum job_result rb_run_move(struct job *job, struct rb_run *run, const st
             enum job_result res;
             enum rb_outcome out;
 
+            r = job_heartbeat(job);
+            if (r < 0) {
+                rb_topology_release(&topo);
+                job_error(job, "%s", r == -ESTALE ? "lease lost" : "shutdown");
+                return JOB_CANCELLED;
+            }
             r = rb_run_active(job, run);
             if (r <= 0) {
                 rb_topology_release(&topo);

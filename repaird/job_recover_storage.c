@@ -22,12 +22,13 @@
 #include <string.h>
 #include <time.h>
 
-#define RECOVER_LANES_DEFAULT 4
+#define RECOVER_LANES_DEFAULT 16
 #define RECOVER_WINDOW 512    /* manifest entries between the cursor and the newest */
 #define RECOVER_SAVE_MS 1000  /* progress saved (and modes checked) this often */
 #define RECOVER_SYNC_MS 10000 /* the target synced (and the resume cursor moved) this often */
 #define RECOVER_MTIME_SLACK_NS 2000000000LL /* copies of one write differ by milliseconds */
 #define RECOVER_FILE_TRIES 3
+#define RECOVER_BATCH 256 /* manifest entries decided (and their ETags looked up) at once */
 #define RECOVER_HEALTH_TIMEOUT_MS 5000u
 /* The peer must hold at least this share (per mille) of the cluster's objects: a peer with
  * far fewer files than the cluster has objects is a wrong or damaged disk, and mirroring it
@@ -44,6 +45,14 @@ struct recover_win {
     bool done;
     bool retry; /* failed; to be submitted again */
     unsigned tries;
+    unsigned alt; /* peers tried after the main one (its copy was missing or not the object) */
+};
+
+/* One decision of the merge, waiting to be pushed into the window. */
+struct recover_next {
+    struct manifest_entry pe, te;
+    bool has_p, has_t, same;
+    char etag[33]; /* objects.etag of the peer's file, "" when it is not a live object */
 };
 
 struct recover {
@@ -51,6 +60,8 @@ struct recover {
     struct db *db;
     struct storage_list all;
     const struct storage_info *target, *peer;
+    const struct storage_info *alts[64]; /* other readable members, for bad or missing copies */
+    unsigned nalts;
     int64_t storage_id, from_id;
     bool from_explicit;
     unsigned lanes;
@@ -69,6 +80,9 @@ struct recover {
     uint64_t win_seq; /* seq of the oldest entry in the window */
     unsigned win_n;
     struct rcopy *rc;
+    struct recover_next batch[RECOVER_BATCH];
+    unsigned batch_n, batch_i;
+    uint64_t lost;                  /* live objects no readable peer has a good copy of */
     bool sync_pending;              /* a background sync of the target is under way */
     char snap_cursor[BLOB_REL_MAX]; /* ... and what will be durable once it is done */
     uint64_t snap_files_done, snap_bytes_done;
@@ -81,22 +95,67 @@ struct recover {
 
 /* --- payload ----------------------------------------------------------------------------- */
 
-static const char *const recover_keys[] = {
-    "storage_id",        "from_storage_id",
-    "from_explicit",     "phase",
-    "copy_started_at",   "cursor",
-    "files_total",       "bytes_total",
-    "cursor_files_done", "cursor_bytes_done",
-    "files_copied",      "files_updated",
-    "files_deleted",     "files_same",
-    "files_vanished",    "bytes_sent",
-    "bytes_literal",     "copy_seconds",
-    "narrow_step",       "narrow_after_id",
-    "narrow_checked",    "narrow_copied",
-    "narrow_deleted",    "narrow_lost",
-    "narrow_bytes",
+/* The payload fields a run reads back. */
+enum recover_key {
+    K_STORAGE_ID,
+    K_FROM_ID,
+    K_FROM_EXPLICIT,
+    K_PHASE,
+    K_STARTED,
+    K_CURSOR,
+    K_FILES_TOTAL,
+    K_BYTES_TOTAL,
+    K_CURSOR_FILES,
+    K_CURSOR_BYTES,
+    K_COPIED,
+    K_UPDATED,
+    K_DELETED,
+    K_SAME,
+    K_VANISHED,
+    K_LOST,
+    K_SENT,
+    K_LITERAL,
+    K_COPY_S,
+    K_N_STEP,
+    K_N_AFTER_ID,
+    K_N_AFTER_TS,
+    K_N_CHECKED,
+    K_N_COPIED,
+    K_N_DELETED,
+    K_N_LOST,
+    K_N_BYTES,
+    K__COUNT
 };
-#define RECOVER_NKEYS (sizeof(recover_keys) / sizeof(recover_keys[0]))
+
+static const char *const recover_keys[K__COUNT] = {
+    [K_STORAGE_ID] = "storage_id",
+    [K_FROM_ID] = "from_storage_id",
+    [K_FROM_EXPLICIT] = "from_explicit",
+    [K_PHASE] = "phase",
+    [K_STARTED] = "copy_started_at",
+    [K_CURSOR] = "cursor",
+    [K_FILES_TOTAL] = "files_total",
+    [K_BYTES_TOTAL] = "bytes_total",
+    [K_CURSOR_FILES] = "cursor_files_done",
+    [K_CURSOR_BYTES] = "cursor_bytes_done",
+    [K_COPIED] = "files_copied",
+    [K_UPDATED] = "files_updated",
+    [K_DELETED] = "files_deleted",
+    [K_SAME] = "files_same",
+    [K_VANISHED] = "files_vanished",
+    [K_LOST] = "files_lost",
+    [K_SENT] = "bytes_sent",
+    [K_LITERAL] = "bytes_literal",
+    [K_COPY_S] = "copy_seconds",
+    [K_N_STEP] = "narrow_step",
+    [K_N_AFTER_ID] = "narrow_after_id",
+    [K_N_AFTER_TS] = "narrow_after_ts",
+    [K_N_CHECKED] = "narrow_checked",
+    [K_N_COPIED] = "narrow_copied",
+    [K_N_DELETED] = "narrow_deleted",
+    [K_N_LOST] = "narrow_lost",
+    [K_N_BYTES] = "narrow_bytes",
+};
 
 static uint64_t u64_of(const char *s)
 {
@@ -106,12 +165,12 @@ static uint64_t u64_of(const char *s)
 /* Reads every field in one query. Returns 0, -EINVAL (bad payload), -EIO. */
 static int recover_load_payload(struct recover *rc)
 {
-    char keys[1024] = "{", *v[RECOVER_NKEYS];
+    char keys[1024] = "{", *v[K__COUNT];
     const char *params[] = {rc->job->payload, keys};
     PGresult *res;
     int r = 0;
 
-    for (size_t i = 0; i < RECOVER_NKEYS; i++)
+    for (size_t i = 0; i < K__COUNT; i++)
         snprintf(keys + strlen(keys), sizeof(keys) - strlen(keys), "%s%s", i ? "," : "",
                  recover_keys[i]);
     strcat(keys, "}");
@@ -121,51 +180,54 @@ static int recover_load_payload(struct recover *rc)
                   2, params);
     if (!res)
         return -EIO;
-    if ((size_t) PQntuples(res) != RECOVER_NKEYS) {
+    if (PQntuples(res) != K__COUNT) {
         r = -EIO;
         goto out;
     }
-    for (size_t i = 0; i < RECOVER_NKEYS; i++)
-        v[i] = PQgetisnull(res, (int) i, 0) ? NULL : PQgetvalue(res, (int) i, 0);
-    if (!v[0] || !v[1]) {
+    for (int i = 0; i < K__COUNT; i++)
+        v[i] = PQgetisnull(res, i, 0) ? NULL : PQgetvalue(res, i, 0);
+    if (!v[K_STORAGE_ID] || !v[K_FROM_ID]) {
         r = -EINVAL;
         goto out;
     }
-    rc->storage_id = strtoll(v[0], NULL, 10);
-    rc->from_id = strtoll(v[1], NULL, 10);
-    rc->from_explicit = v[2] && strcmp(v[2], "true") == 0;
+    rc->storage_id = strtoll(v[K_STORAGE_ID], NULL, 10);
+    rc->from_id = strtoll(v[K_FROM_ID], NULL, 10);
+    rc->from_explicit = v[K_FROM_EXPLICIT] && strcmp(v[K_FROM_EXPLICIT], "true") == 0;
     rc->phase = PHASE_COPY;
-    for (int p = 0; v[3] && p <= PHASE_FINISH; p++) {
-        if (strcmp(v[3], recover_phase_names[p]) == 0)
+    for (int p = 0; v[K_PHASE] && p <= PHASE_FINISH; p++) {
+        if (strcmp(v[K_PHASE], recover_phase_names[p]) == 0)
             rc->phase = (enum recover_phase) p;
     }
-    snprintf(rc->started, sizeof(rc->started), "%s", v[4] ? v[4] : "");
-    snprintf(rc->cursor, sizeof(rc->cursor), "%s", v[5] ? v[5] : "");
+    snprintf(rc->started, sizeof(rc->started), "%s", v[K_STARTED] ? v[K_STARTED] : "");
+    snprintf(rc->cursor, sizeof(rc->cursor), "%s", v[K_CURSOR] ? v[K_CURSOR] : "");
     if (rc->cursor[0] && !blob_rel_path_valid(rc->cursor, strlen(rc->cursor))) {
         r = -EINVAL;
         goto out;
     }
-    rc->files_total = u64_of(v[6]);
-    rc->bytes_total = u64_of(v[7]);
-    rc->files_done = rc->durable_files = u64_of(v[8]);
-    rc->bytes_done = rc->durable_bytes = u64_of(v[9]);
     memcpy(rc->durable, rc->cursor, sizeof(rc->durable));
-    rc->copied = u64_of(v[10]);
-    rc->updated = u64_of(v[11]);
-    rc->deleted = u64_of(v[12]);
-    rc->same = u64_of(v[13]);
-    rc->vanished = u64_of(v[14]);
-    rc->bytes_sent = u64_of(v[15]);
-    rc->bytes_literal = u64_of(v[16]);
-    rc->copy_seconds = v[17] ? strtod(v[17], NULL) : 0;
-    if (!v[18] || narrow_step_parse(v[18], &rc->narrow.step) < 0)
+    rc->files_total = u64_of(v[K_FILES_TOTAL]);
+    rc->bytes_total = u64_of(v[K_BYTES_TOTAL]);
+    rc->files_done = rc->durable_files = u64_of(v[K_CURSOR_FILES]);
+    rc->bytes_done = rc->durable_bytes = u64_of(v[K_CURSOR_BYTES]);
+    rc->copied = u64_of(v[K_COPIED]);
+    rc->updated = u64_of(v[K_UPDATED]);
+    rc->deleted = u64_of(v[K_DELETED]);
+    rc->same = u64_of(v[K_SAME]);
+    rc->vanished = u64_of(v[K_VANISHED]);
+    rc->lost = u64_of(v[K_LOST]);
+    rc->bytes_sent = u64_of(v[K_SENT]);
+    rc->bytes_literal = u64_of(v[K_LITERAL]);
+    rc->copy_seconds = v[K_COPY_S] ? strtod(v[K_COPY_S], NULL) : 0;
+    if (!v[K_N_STEP] || narrow_step_parse(v[K_N_STEP], &rc->narrow.step) < 0)
         rc->narrow.step = NARROW_OBJECTS;
-    rc->narrow.after_id = v[19] ? strtoll(v[19], NULL, 10) : 0;
-    rc->narrow.checked = u64_of(v[20]);
-    rc->narrow.copied = u64_of(v[21]);
-    rc->narrow.deleted = u64_of(v[22]);
-    rc->narrow.lost = u64_of(v[23]);
-    rc->narrow.bytes = u64_of(v[24]);
+    rc->narrow.after_id = v[K_N_AFTER_ID] ? strtoll(v[K_N_AFTER_ID], NULL, 10) : 0;
+    snprintf(rc->narrow.after_ts, sizeof(rc->narrow.after_ts), "%s",
+             v[K_N_AFTER_TS] ? v[K_N_AFTER_TS] : "");
+    rc->narrow.checked = u64_of(v[K_N_CHECKED]);
+    rc->narrow.copied = u64_of(v[K_N_COPIED]);
+    rc->narrow.deleted = u64_of(v[K_N_DELETED]);
+    rc->narrow.lost = u64_of(v[K_N_LOST]);
+    rc->narrow.bytes = u64_of(v[K_N_BYTES]);
 out:
     PQclear(res);
     return r;
@@ -211,6 +273,10 @@ static int recover_save(struct recover *rc)
     if (r == 0)
         r = buf_json_str(&b, rc->durable);
     if (r == 0)
+        r = buf_puts(&b, ",\"narrow_after_ts\":");
+    if (r == 0)
+        r = buf_json_str(&b, rc->narrow.after_ts);
+    if (r == 0)
         r = buf_puts(&b, ",\"peer\":");
     if (r == 0)
         r = buf_json_str(&b, rc->peer ? rc->peer->name : "");
@@ -221,14 +287,15 @@ static int recover_save(struct recover *rc)
             ",\"from_storage_id\":%" PRId64 ",\"files_total\":%" PRIu64 ",\"bytes_total\":%" PRIu64
             ",\"files_done\":%" PRIu64 ",\"bytes_done\":%" PRIu64 ",\"files_copied\":%" PRIu64
             ",\"files_updated\":%" PRIu64 ",\"files_deleted\":%" PRIu64 ",\"files_same\":%" PRIu64
-            ",\"files_vanished\":%" PRIu64 ",\"bytes_sent\":%" PRIu64 ",\"bytes_literal\":%" PRIu64
-            ",\"copy_seconds\":%.1f,\"rate_bytes_per_sec\":%.0f,\"eta_seconds\":%" PRId64
+            ",\"files_vanished\":%" PRIu64 ",\"files_lost\":%" PRIu64 ",\"bytes_sent\":%" PRIu64
+            ",\"bytes_literal\":%" PRIu64
+            ",\"copy_seconds\":%.3f,\"rate_bytes_per_sec\":%.0f,\"eta_seconds\":%" PRId64
             ",\"narrow_step\":\"%s\",\"narrow_after_id\":%" PRId64 ",\"narrow_checked\":%" PRIu64
             ",\"narrow_copied\":%" PRIu64 ",\"narrow_deleted\":%" PRIu64 ",\"narrow_lost\":%" PRIu64
             ",\"narrow_bytes\":%" PRIu64 ",\"progress_at\":%lld}",
             rc->durable_files, rc->durable_bytes, rc->from_id, rc->files_total, rc->bytes_total,
             rc->files_done, rc->bytes_done, rc->copied, rc->updated, rc->deleted, rc->same,
-            rc->vanished, rc->bytes_sent, rc->bytes_literal, copy_s, rate, eta,
+            rc->vanished, rc->lost, rc->bytes_sent, rc->bytes_literal, copy_s, rate, eta,
             narrow_step_name(rc->narrow.step), rc->narrow.after_id, rc->narrow.checked,
             rc->narrow.copied, rc->narrow.deleted, rc->narrow.lost, rc->narrow.bytes,
             (long long) time(NULL));
@@ -317,6 +384,13 @@ static enum job_result recover_pick(struct recover *rc)
         if (rc->phase == PHASE_COPY)
             rc->files_total = rc->bytes_total = 0;
     }
+    for (size_t i = 0; i < rc->all.n && rc->nalts < 64; i++) {
+        const struct storage_info *s = &rc->all.v[i];
+
+        if (s->cluster_id == rc->target->cluster_id && s != rc->target && s != rc->peer &&
+            recover_readable(s->mode))
+            rc->alts[rc->nalts++] = s;
+    }
     return JOB_DONE;
 }
 
@@ -388,6 +462,20 @@ static void recover_file_done(void *arg, const struct rcopy_item *it,
 
     rc->bytes_sent += res->wire_bytes;
     rc->bytes_literal += res->literal;
+    if ((res->err == -EBADMSG && it->expect_md5[0]) || (res->err == -ENOENT && w->alt > 0)) {
+        /* this peer's copy is not the object (or is gone): another readable member's may be */
+        if (w->alt < rc->nalts) {
+            w->it.src_uri = rc->alts[w->alt++]->uri;
+            w->it.op = RCOPY_FETCH;
+            w->retry = true;
+            return;
+        }
+        w->done = true;
+        rc->lost++;
+        log_warn("event=recover_object_lost id=%" PRId64 " name=%s etag=%s reason=\"%s\"",
+                 rc->job->id, it->name, it->expect_md5, res->errmsg);
+        return;
+    }
     if (res->err == 0 || res->err == -ENOENT) {
         w->done = true;
         if (res->err == -ENOENT)
@@ -511,35 +599,127 @@ static bool recover_retry_pending(struct recover *rc)
 }
 
 /* Adds one merged manifest entry to the window (and starts it unless it is the same file). */
-static int recover_push(struct recover *rc, const struct manifest_entry *pe,
-                        const struct manifest_entry *te)
+static int recover_push(struct recover *rc, const struct recover_next *n)
 {
     uint64_t seq = rc->win_seq + rc->win_n;
     struct recover_win *w = win_at(rc, seq);
-    const struct manifest_entry *e = pe ? pe : te;
-    int64_t dt;
+    const struct manifest_entry *e = n->has_p ? &n->pe : &n->te;
 
     memset(w, 0, sizeof(*w));
-    snprintf(w->rel, sizeof(w->rel), "%s", e->rel);
-    snprintf(w->it.name, sizeof(w->it.name), "%s", e->name);
+    /* (memcpy: n and w both live in rc, which snprintf's restrict checks cannot tell apart) */
+    memcpy(w->rel, e->rel, sizeof(w->rel));
+    memcpy(w->it.name, manifest_name(e), strlen(manifest_name(e)) + 1);
+    memcpy(w->it.expect_md5, n->etag, sizeof(w->it.expect_md5));
     w->it.seq = seq;
-    w->it.size = pe ? pe->size : 0;
-    w->peer = pe != NULL;
+    w->it.size = n->has_p ? n->pe.size : 0;
+    w->peer = n->has_p;
     rc->win_n++;
-    if (!pe) {
-        w->it.op = RCOPY_DELETE;
-    } else if (!te) {
-        w->it.op = RCOPY_FETCH;
-    } else {
-        dt = pe->mtime_ns - te->mtime_ns;
-        if (pe->size == te->size && dt <= RECOVER_MTIME_SLACK_NS && dt >= -RECOVER_MTIME_SLACK_NS) {
-            w->done = true;
-            rc->same++;
-            return 0;
-        }
-        w->it.op = RCOPY_UPDATE;
+    if (n->same) {
+        w->done = true;
+        rc->same++;
+        return 0;
     }
+    w->it.op = !n->has_p ? RCOPY_DELETE : !n->has_t ? RCOPY_FETCH : RCOPY_UPDATE;
     return recover_submit(rc, w);
+}
+
+/* Looks up objects.etag of the batch's peer files in one query: a live object's copy is then
+ * verified against its ETag rather than the peer's copy (which the peer need not hash). */
+static int recover_lookup_etags(struct recover *rc)
+{
+    struct buf names;
+    const char *params[1];
+    PGresult *res;
+    bool any = false;
+    int r;
+
+    buf_init(&names, RECOVER_BATCH * (BLOB_NAME_MAX + 1) + 8);
+    r = buf_puts(&names, "{");
+    for (unsigned i = 0; r == 0 && i < rc->batch_n; i++) {
+        const struct recover_next *n = &rc->batch[i];
+
+        if (!n->has_p || n->same)
+            continue;
+        /* blob names hold no character that needs quoting in an array literal */
+        r = buf_printf(&names, "%s%s", any ? "," : "", manifest_name(&n->pe));
+        any = true;
+    }
+    if (r == 0)
+        r = buf_puts(&names, "}");
+    if (r < 0 || !any)
+        goto out;
+    params[0] = names.ptr;
+    res = db_exec(rc->db,
+                  "SELECT internal_name, etag FROM objects WHERE internal_name = ANY($1::text[])",
+                  1, params);
+    if (!res) {
+        r = -EIO;
+        goto out;
+    }
+    for (int k = 0; k < PQntuples(res); k++) {
+        const char *name = PQgetvalue(res, k, 0), *etag = PQgetvalue(res, k, 1);
+
+        if (strlen(etag) != 32)
+            continue;
+        for (unsigned i = 0; i < rc->batch_n; i++) {
+            struct recover_next *n = &rc->batch[i];
+
+            if (n->has_p && !n->same && strcmp(manifest_name(&n->pe), name) == 0)
+                memcpy(n->etag, etag, 33);
+        }
+    }
+    PQclear(res);
+out:
+    buf_release(&names);
+    return r;
+}
+
+/* The reading positions in the two manifests. */
+struct recover_merge_pos {
+    struct manifest_file *mp, *mt;
+    struct manifest_entry pe, te;
+    int hp, ht;
+};
+
+/* Decides the next RECOVER_BATCH entries. Returns 0 (batch_n = 0: both manifests are done) or
+ * -EPROTO (a malformed manifest) / -EIO (the ETag lookup failed), with err set. */
+static int recover_fill(struct recover *rc, struct recover_merge_pos *m, char *err, size_t errlen)
+{
+    rc->batch_n = rc->batch_i = 0;
+    while (rc->batch_n < RECOVER_BATCH && (m->hp > 0 || m->ht > 0)) {
+        struct recover_next *n = &rc->batch[rc->batch_n++];
+        int64_t dt;
+
+        memset(n, 0, sizeof(*n));
+        if (m->ht == 0 || (m->hp > 0 && strcmp(m->pe.rel, m->te.rel) < 0)) {
+            n->pe = m->pe; /* only the peer has it */
+            n->has_p = true;
+            m->hp = manifest_next(m->mp, &m->pe);
+        } else if (m->hp == 0 || strcmp(m->pe.rel, m->te.rel) > 0) {
+            n->te = m->te; /* only the target: a leftover */
+            n->has_t = true;
+            m->ht = manifest_next(m->mt, &m->te);
+        } else {
+            n->pe = m->pe;
+            n->te = m->te;
+            n->has_p = n->has_t = true;
+            dt = n->pe.mtime_ns - n->te.mtime_ns;
+            n->same = n->pe.size == n->te.size && dt <= RECOVER_MTIME_SLACK_NS &&
+                      dt >= -RECOVER_MTIME_SLACK_NS;
+            m->hp = manifest_next(m->mp, &m->pe);
+            m->ht = manifest_next(m->mt, &m->te);
+        }
+        if (m->hp < 0 || m->ht < 0) {
+            snprintf(err, errlen, "malformed manifest line from %s",
+                     m->hp < 0 ? rc->peer->name : rc->target->name);
+            return -EPROTO;
+        }
+    }
+    if (recover_lookup_etags(rc) < 0) {
+        snprintf(err, errlen, "database: %s", db_error(rc->db));
+        return -EIO;
+    }
+    return 0;
 }
 
 /* Waits for a lane (and a window slot), checkpointing meanwhile. */
@@ -565,20 +745,30 @@ static int recover_wait(struct recover *rc, char *err, size_t errlen)
 static int recover_merge(struct recover *rc, struct manifest_file *mp, struct manifest_file *mt,
                          char *err, size_t errlen)
 {
-    struct manifest_entry pe, te;
-    int hp = manifest_next(mp, &pe), ht = manifest_next(mt, &te), r;
+    struct recover_merge_pos m = {.mp = mp, .mt = mt};
+    bool exhausted = false;
+    int r;
 
+    m.hp = manifest_next(mp, &m.pe);
+    m.ht = manifest_next(mt, &m.te);
+    if (m.hp < 0 || m.ht < 0) {
+        snprintf(err, errlen, "malformed manifest line from %s",
+                 m.hp < 0 ? rc->peer->name : rc->target->name);
+        return -EPROTO;
+    }
+    rc->batch_n = rc->batch_i = 0;
     for (;;) {
-        if (hp < 0 || ht < 0) {
-            snprintf(err, errlen, "malformed manifest line from %s",
-                     hp < 0 ? rc->peer->name : rc->target->name);
-            return -EPROTO;
-        }
         if (rc->file_err) {
             snprintf(err, errlen, "%s", rc->file_errmsg);
             return rc->file_err;
         }
-        if (hp == 0 && ht == 0) {
+        if (rc->batch_i == rc->batch_n && !exhausted) {
+            r = recover_fill(rc, &m, err, errlen);
+            if (r < 0)
+                return r;
+            exhausted = rc->batch_n == 0;
+        }
+        if (exhausted) {
             if (rcopy_in_flight(rc->rc) == 0 && !recover_retry_pending(rc))
                 return 0;
             r = recover_wait(rc, err, errlen);
@@ -592,17 +782,7 @@ static int recover_merge(struct recover *rc, struct manifest_file *mp, struct ma
                 return r;
             continue;
         }
-        if (ht == 0 || (hp > 0 && strcmp(pe.rel, te.rel) < 0)) {
-            r = recover_push(rc, &pe, NULL); /* only the peer has it */
-            hp = manifest_next(mp, &pe);
-        } else if (hp == 0 || strcmp(pe.rel, te.rel) > 0) {
-            r = recover_push(rc, NULL, &te); /* only the target: a leftover */
-            ht = manifest_next(mt, &te);
-        } else {
-            r = recover_push(rc, &pe, &te);
-            hp = manifest_next(mp, &pe);
-            ht = manifest_next(mt, &te);
-        }
+        r = recover_push(rc, &rc->batch[rc->batch_i++]);
         if (r < 0) {
             snprintf(err, errlen, "cannot start a transfer: %s", strerror(-r));
             return r;

@@ -216,18 +216,20 @@ static int narrow_objects_batch(const struct narrow_ctx *ctx, struct narrow_prog
                                 size_t errlen)
 {
     char cid[24], after[24];
-    const char *params[] = {cid, ctx->since, after};
+    const char *params[] = {cid, ctx->since, p->after_ts, after};
     struct narrow_batch b = {0};
     PGresult *res;
     int n, r;
 
     snprintf(cid, sizeof(cid), "%" PRId64, ctx->cluster_id);
     snprintf(after, sizeof(after), "%" PRId64, p->after_id);
+    /* (updated_at, id) order follows objects_cluster_idx (cluster_id, updated_at) */
     res = db_exec(ctx->job->ctx->db,
-                  "SELECT id, internal_name, size, etag FROM objects WHERE cluster_id = $1::bigint"
-                  " AND updated_at >= $2::timestamptz - interval '" NARROW_MARGIN "'"
-                  " AND id > $3::bigint ORDER BY id LIMIT 256",
-                  3, params);
+                  "SELECT id, internal_name, size, etag, updated_at::text FROM objects"
+                  " WHERE cluster_id = $1::bigint AND (updated_at, id) > (COALESCE(NULLIF($3, "
+                  "'')::timestamptz, $2::timestamptz - interval '" NARROW_MARGIN "'), $4::bigint)"
+                  " ORDER BY updated_at, id LIMIT 256",
+                  4, params);
     if (!res) {
         snprintf(err, errlen, "database: %s", db_error(ctx->job->ctx->db));
         return -EIO;
@@ -245,6 +247,7 @@ static int narrow_objects_batch(const struct narrow_ctx *ctx, struct narrow_prog
 
         o->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
         p->after_id = o->id;
+        snprintf(p->after_ts, sizeof(p->after_ts), "%s", PQgetvalue(res, i, 4));
         if (!blob_name_valid(name, strlen(name)))
             continue; /* nothing such can be on a disk */
         snprintf(o->name, sizeof(o->name), "%s", name);
@@ -266,22 +269,37 @@ static int narrow_deletes_batch(const struct narrow_ctx *ctx, struct narrow_prog
                                 size_t errlen)
 {
     char cid[24], after[24], (*urls)[NARROW_URL_MAX] = NULL;
-    const char *params[] = {cid, ctx->since, after};
+    const char *params[] = {cid, after};
     struct http_req *reqs = NULL;
     PGresult *res;
     int n, r = 0;
     size_t k = 0;
 
+    if (p->after_id == 0) { /* the first job recorded since the copy began (ids only grow) */
+        const char *since[] = {ctx->since};
+
+        r = db_query_int64(ctx->job->ctx->db,
+                           "SELECT COALESCE(min(id), 1) - 1 FROM jobs WHERE created_at >= "
+                           "$1::timestamptz - interval '" NARROW_MARGIN "'",
+                           1, since, &p->after_id);
+        if (r < 0) {
+            snprintf(err, errlen, "database: %s", db_error(ctx->job->ctx->db));
+            return -EIO;
+        }
+        if (p->after_id == 0)
+            p->after_id = -1; /* (0 means "not started") */
+    }
     snprintf(cid, sizeof(cid), "%" PRId64, ctx->cluster_id);
     snprintf(after, sizeof(after), "%" PRId64, p->after_id);
+    /* every delete_files job names a dead file (internal names are never reused); the
+     * NOT EXISTS only guards against a payload naming a live one */
     res = db_exec(ctx->job->ctx->db,
                   "SELECT j.id, j.payload ->> 'internal_name' FROM jobs j"
-                  " WHERE j.kind = 'delete_files' AND j.payload ->> 'cluster_id' = $1"
-                  " AND j.created_at >= $2::timestamptz - interval '" NARROW_MARGIN "'"
-                  " AND j.id > $3::bigint AND NOT EXISTS (SELECT 1 FROM objects o"
+                  " WHERE j.id > $2::bigint AND j.kind = 'delete_files'"
+                  " AND j.payload ->> 'cluster_id' = $1 AND NOT EXISTS (SELECT 1 FROM objects o"
                   " WHERE o.internal_name = j.payload ->> 'internal_name')"
                   " ORDER BY j.id LIMIT 256",
-                  3, params);
+                  2, params);
     if (!res) {
         snprintf(err, errlen, "database: %s", db_error(ctx->job->ctx->db));
         return -EIO;
@@ -363,6 +381,7 @@ int narrow_recover(const struct narrow_ctx *ctx, struct narrow_progress *p, char
         if (n == 0) {
             p->step = p->step == NARROW_OBJECTS ? NARROW_DELETES : NARROW_DONE;
             p->after_id = 0;
+            p->after_ts[0] = '\0';
         }
         r = ctx->save(ctx->save_arg, p);
         if (r < 0) {

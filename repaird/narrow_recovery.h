@@ -21,7 +21,10 @@ enum narrow_step { NARROW_OBJECTS = 0, NARROW_DELETES, NARROW_DONE };
 
 struct narrow_progress {
     enum narrow_step step;
-    int64_t after_id; /* objects.id (step OBJECTS) or jobs.id (step DELETES) done up to */
+    /* done up to: step OBJECTS (updated_at, id) of objects, "" = from the start; step DELETES
+     * jobs.id (0 = not started) */
+    char after_ts[64];
+    int64_t after_id;
     uint64_t checked; /* live objects looked at */
     uint64_t copied;  /* ... that the target lacked and received */
     uint64_t deleted; /* files of deleted or replaced objects removed from the target */

@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 #define RB_URL_MAX (STORAGE_URI_MAX + BLOB_NAME_MAX + 2)
-#define RB_GUARD_MIN_MS (3600ull * 1000)   /* a guard fires no sooner than this after a copy */
-#define RB_GUARD_RATE (1ull << 20)         /* bytes/s assumed when sizing a guard's delay */
+#define RB_GUARD_MIN_MS (3600ull * 1000) /* a guard fires no sooner than this after a copy */
+#define RB_GUARD_RATE (1ull << 20)       /* bytes/s assumed when sizing a guard's delay */
 #define RB_THROTTLE_SLICE_MIN (64ull << 10)
 #define RB_LOCK_TIMEOUT "SET LOCAL lock_timeout = '10s'"
 
@@ -61,8 +61,7 @@ int rb_topology_load(struct job *job, const struct rb_target *t, struct rb_topol
         if (!PQgetisnull(res, 0, 1) && cluster_mode_parse(PQgetvalue(res, 0, 1), &forced) < 0)
             forced = CMODE_DOWN;
     } else {
-        snprintf(ret->dst_name, sizeof(ret->dst_name), "#%" PRId64 " (removed)",
-                 t->dst_cluster_id);
+        snprintf(ret->dst_name, sizeof(ret->dst_name), "#%" PRId64 " (removed)", t->dst_cluster_id);
         forced = CMODE_DOWN;
     }
     PQclear(res);
@@ -263,9 +262,8 @@ static void rb_guard_fire(struct job *job, int64_t guard_id)
  * (an rw storage failed: why says which), -ECANCELED / -ESTALE. *ret_spare_missed is set when
  * a spare did not take it (repaired later, as for client writes). */
 static int rb_store(struct job *job, const struct xfer_opts *xo, const struct rb_target *t,
-                    const struct rb_topology *topo, const struct rb_object *o,
-                    const char *new_name, int fd, bool *written, bool *ret_spare_missed,
-                    char *why, size_t whylen)
+                    const struct rb_topology *topo, const struct rb_object *o, const char *new_name,
+                    int fd, bool *written, bool *ret_spare_missed, char *why, size_t whylen)
 {
     int r;
 
@@ -376,9 +374,8 @@ struct rb_switched {
 };
 
 /* Schedules the old copies' deletion and records the progress, inside the switch. */
-static int rb_switch_records(struct job *job, const struct rb_target *t,
-                             const struct rb_object *o, bool spare_missed,
-                             struct rb_switched *sw)
+static int rb_switch_records(struct job *job, const struct rb_target *t, const struct rb_object *o,
+                             bool spare_missed, struct rb_switched *sw)
 {
     char payload[320], delay[24], ids[5][24];
     const char *pdel[] = {payload, delay};
@@ -441,8 +438,10 @@ static enum rb_outcome rb_switch(struct job *job, const struct rb_target *t,
     if (r < 0)
         goto fail;
     if (r == 0) {
-        snprintf(why, whylen, "destination %s changed during the copy (no longer rw, or a new "
-                              "rw storage)", topo->dst_name);
+        snprintf(why, whylen,
+                 "destination %s changed during the copy (no longer rw, or a new "
+                 "rw storage)",
+                 topo->dst_name);
         out = RB_DEST_NOT_RW;
         goto fail;
     }
@@ -511,8 +510,8 @@ static void rb_after_switch(struct job *job, const struct rb_target *t, const st
 }
 
 enum rb_outcome rb_move_object(struct job *job, const struct rb_target *t,
-                               const struct rb_topology *topo, const struct rb_object *o,
-                               char *why, size_t whylen)
+                               const struct rb_topology *topo, const struct rb_object *o, char *why,
+                               size_t whylen)
 {
     struct xfer_opts xo = {.throttle = job->ctx->throttle,
                            .sharers = job->ctx->workers,
@@ -563,8 +562,8 @@ enum rb_outcome rb_move_object(struct job *job, const struct rb_target *t,
     else if (r < 0)
         out = RB_DEST_REFUSED;
     else
-        out = rb_switch(job, t, topo, o, new_name, guard_id, written, spare_missed, &sw, why,
-                        whylen);
+        out =
+            rb_switch(job, t, topo, o, new_name, guard_id, written, spare_missed, &sw, why, whylen);
     if (out == RB_MOVED)
         rb_after_switch(job, t, o, &sw, new_name);
     else if (out != RB_FAILED) /* RB_FAILED here: the guard ran already */

@@ -57,8 +57,8 @@ void rb_topology_release(struct rb_topology *topo);
  * but RB_MOVED. Nothing is left behind on failure: copies written under the new name are
  * removed by a guard delete_files job that the switch deletes on success. */
 enum rb_outcome rb_move_object(struct job *job, const struct rb_target *t,
-                               const struct rb_topology *topo, const struct rb_object *o,
-                               char *why, size_t whylen);
+                               const struct rb_topology *topo, const struct rb_object *o, char *why,
+                               size_t whylen);
 
 /* Accounts n bytes against the run's own throttle (NULL: nothing), in slices that keep the
  * job's lease alive. Returns 0, -ECANCELED or -ESTALE. */

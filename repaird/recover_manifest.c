@@ -160,7 +160,6 @@ int manifest_parse_line(const char *line, struct manifest_entry *e)
         return -EPROTO;
     memcpy(e->rel, line, rel_len);
     e->rel[rel_len] = '\0';
-    e->name = e->rel + BLOB_FANOUT_LEN;
     e->size = size;
     e->mtime_ns = (int64_t) sec * 1000000000 + (int64_t) nsec;
     return 0;

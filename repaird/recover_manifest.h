@@ -14,10 +14,15 @@ struct throttle;
 
 struct manifest_entry {
     char rel[BLOB_REL_MAX]; /* "aa/bb/NAME", checked with blob_rel_path_valid */
-    const char *name;       /* NAME, inside rel */
     uint64_t size;
     int64_t mtime_ns;
 };
+
+/* NAME, inside rel (so that copies of an entry stay right). */
+static inline const char *manifest_name(const struct manifest_entry *e)
+{
+    return e->rel + BLOB_FANOUT_LEN;
+}
 
 struct manifest_file {
     FILE *f;             /* the spool, positioned at the next entry */

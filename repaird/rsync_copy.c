@@ -289,9 +289,13 @@ static int lane_add(struct lane *l, CURL *h, bool *active)
 
 static int url_for(const char *uri, const char *path, const char *name, char *out)
 {
-    int n = snprintf(out, RCOPY_URL_MAX, "%s%s%s", uri, path, name);
+    char url[RCOPY_URL_MAX]; /* name may live next to out: format apart, then copy */
+    int n = snprintf(url, sizeof(url), "%s%s%s", uri, path, name);
 
-    return n > 0 && n < RCOPY_URL_MAX ? 0 : -ENAMETOOLONG;
+    if (n <= 0 || n >= RCOPY_URL_MAX)
+        return -ENAMETOOLONG;
+    memcpy(out, url, (size_t) n + 1);
+    return 0;
 }
 
 static int start_sig(struct lane *l)
@@ -315,13 +319,17 @@ static int start_sig(struct lane *l)
 /* The delta request, with the signature collected in l->sig (empty: no basis). */
 static int start_delta(struct lane *l)
 {
-    if (url_for(l->c->o.src_uri, "/_rsync/delta/", l->it.name, l->src_url) < 0)
+    const char *src = l->it.src_uri ? l->it.src_uri : l->c->o.src_uri;
+
+    if (url_for(src, "/_rsync/delta/", l->it.name, l->src_url) < 0)
         return -ENAMETOOLONG;
     l->stage = LANE_DELTA;
     easy_common(l->src, l, l->src_url, l->src_err);
     l->src_hdrs = curl_slist_append(NULL, "Expect:");
     if (l->src_hdrs)
         curl_slist_append(l->src_hdrs, "Content-Type: application/octet-stream");
+    if (l->src_hdrs && l->it.expect_md5[0])
+        curl_slist_append(l->src_hdrs, "X-STF-MD5-Known: 1");
     curl_easy_setopt(l->src, CURLOPT_HTTPHEADER, l->src_hdrs);
     curl_easy_setopt(l->src, CURLOPT_POST, 1L);
     curl_easy_setopt(l->src, CURLOPT_POSTFIELDS, l->sig.ptr ? l->sig.ptr : "");
@@ -354,11 +362,11 @@ static int start_patch(struct lane *l)
 
     l->want_patch = false;
     l->patch_started = true;
-    if (!l->hdr_size[0] || strlen(l->hdr_md5) != 32) {
+    if (!l->hdr_size[0] || (strlen(l->hdr_md5) != 32 && !l->it.expect_md5[0])) {
         lane_finish(l, -EIO, "the peer's delta has no X-STF-Size/X-STF-MD5");
         return 0;
     }
-    if (l->it.expect_md5[0] && strcasecmp(l->it.expect_md5, l->hdr_md5) != 0) {
+    if (l->it.expect_md5[0] && l->hdr_md5[0] && strcasecmp(l->it.expect_md5, l->hdr_md5) != 0) {
         lane_finish(l, -EBADMSG, "the peer's copy has MD5 %s, not %s", l->hdr_md5,
                     l->it.expect_md5);
         return 0;
@@ -470,8 +478,8 @@ static int patch_done(struct lane *l, CURLcode code, long status)
         lane_finish(l, 0, NULL);
         return 0;
     }
-    if (status == 422 && l->it.op == RCOPY_UPDATE && !l->res.fell_back && !l->it.expect_md5[0]) {
-        /* the basis misled the delta (a false block match): send the whole file instead */
+    if (status == 422 && l->it.op == RCOPY_UPDATE && !l->res.fell_back) {
+        /* the basis may have misled the delta (a false block match): the whole file instead */
         log_warn("event=recover_patch_fallback name=%s reason=\"%s\"", l->it.name, l->errbody);
         l->res.fell_back = true;
         lane_detach(l);

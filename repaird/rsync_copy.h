@@ -28,7 +28,9 @@ struct rcopy_item {
     enum rcopy_op op;
     char name[BLOB_NAME_MAX + 1];
     uint64_t size;       /* the size expected (progress only) */
-    char expect_md5[33]; /* "" = the peer's copy is the truth; else the result must have it */
+    char expect_md5[33]; /* "" = the peer's copy is the truth; else the result must have it
+                          * (objects.etag), and the peer is spared reading the file twice */
+    const char *src_uri; /* another peer for this item (borrowed), NULL = the engine's */
     uint64_t seq;        /* the caller's */
 };
 

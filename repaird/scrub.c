@@ -218,8 +218,8 @@ static void scrub_queue_repair(struct scrub *s, const struct scrub_object *o, co
     if (r == 0)
         (void) jobs_announce(s->kv, job);
     if (r == 0 || r == -ENOENT)
-        log_warn("event=scrub_bad_copy object_id=%" PRId64 " name=%s %s repair_job=%" PRId64,
-                 o->id, o->name, why, job);
+        log_warn("event=scrub_bad_copy object_id=%" PRId64 " name=%s %s repair_job=%" PRId64, o->id,
+                 o->name, why, job);
     else
         log_error("event=scrub_repair_not_queued object_id=%" PRId64 " err=\"%s\"", o->id,
                   db_error(s->db));
@@ -328,14 +328,15 @@ static int scrub_save(struct scrub *s, int64_t after, const struct scrub_counts 
     snprintf(b, sizeof(b), "%" PRIu64, c->bytes);
     snprintf(bad, sizeof(bad), "%" PRIu64, c->bad);
     snprintf(ms, sizeof(ms), "%" PRIu64, SCRUB_LEASE_MS);
-    res = db_exec(s->db,
-                  "UPDATE scrub_state SET after_object_id = $2::bigint, "
-                  "  objects_checked = objects_checked + $3::bigint, "
-                  "  copies_checked = copies_checked + $4::bigint, "
-                  "  bytes_checked = bytes_checked + $5::bigint, bad_copies = bad_copies + $6::bigint, "
-                  "  locked_until = now() + $7::bigint * interval '1 millisecond', updated_at = now() "
-                  "WHERE id = 1 AND locked_by = $1 RETURNING id",
-                  7, params);
+    res = db_exec(
+        s->db,
+        "UPDATE scrub_state SET after_object_id = $2::bigint, "
+        "  objects_checked = objects_checked + $3::bigint, "
+        "  copies_checked = copies_checked + $4::bigint, "
+        "  bytes_checked = bytes_checked + $5::bigint, bad_copies = bad_copies + $6::bigint, "
+        "  locked_until = now() + $7::bigint * interval '1 millisecond', updated_at = now() "
+        "WHERE id = 1 AND locked_by = $1 RETURNING id",
+        7, params);
     if (!res)
         return -EIO;
     r = PQntuples(res) == 1 ? 0 : -ESTALE;

@@ -89,7 +89,8 @@ out:
 }
 
 /* Counts valid blobs in one ROOT/aa/bb directory. */
-static int store_count_leaf(int bb_fd, const char *aa, const char *bb, uint64_t *count)
+static int store_count_leaf(int bb_fd, const char *aa, const char *bb, uint64_t *count,
+                            unsigned *removed)
 {
     char rel[BLOB_REL_MAX];
     struct dirent *de;
@@ -104,6 +105,12 @@ static int store_count_leaf(int bb_fd, const char *aa, const char *bb, uint64_t 
     while ((errno = 0, de = readdir(d))) {
         size_t n = strlen(de->d_name);
 
+        if (strncmp(de->d_name, BLOB_STORE_NEAR_PREFIX, strlen(BLOB_STORE_NEAR_PREFIX)) == 0) {
+            /* a temp file of blob_tmp_create_near left by a crash */
+            if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+                (*removed)++;
+            continue;
+        }
         if (de->d_name[0] == '.' || n > BLOB_NAME_MAX)
             continue;
         if (de->d_type != DT_REG) {
@@ -128,7 +135,7 @@ static int store_count_leaf(int bb_fd, const char *aa, const char *bb, uint64_t 
 }
 
 /* Walks ROOT/aa/bb/ and counts the blobs whose path matches their name. */
-static int store_count(struct blob_store *s, uint64_t *ret)
+static int store_count(struct blob_store *s, uint64_t *ret, unsigned *removed)
 {
     DIR *root = NULL, *aa_dir = NULL;
     struct dirent *a, *b;
@@ -162,7 +169,7 @@ static int store_count(struct blob_store *s, uint64_t *ret)
             fd = openat(dirfd(aa_dir), b->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (fd < 0)
                 continue;
-            r = store_count_leaf(fd, a->d_name, b->d_name, &count);
+            r = store_count_leaf(fd, a->d_name, b->d_name, &count, removed);
             if (r < 0)
                 goto out;
         }
@@ -227,7 +234,7 @@ int blob_store_open(const char *root, bool fsync, struct blob_store **ret,
         snprintf(err, errlen, "cannot clean %s/%s: %s", root, BLOB_STORE_TMP_DIR, strerror(-r));
         goto fail;
     }
-    r = store_count(s, &files);
+    r = store_count(s, &files, ret_tmp_removed);
     if (r < 0) {
         snprintf(err, errlen, "cannot count the files under %s: %s", root, strerror(-r));
         goto fail;
@@ -295,12 +302,58 @@ int blob_store_open_read(struct blob_store *s, const char *name, size_t len, int
     return 0;
 }
 
+/* The directory a temp file's name is relative to. */
+static int tmp_dir_fd(const struct blob_store *s, const struct blob_tmp *t)
+{
+    return t->near ? s->root_fd : s->tmp_fd;
+}
+
+static int store_make_fanout(struct blob_store *s, const char *fanout, bool sync);
+
+int blob_tmp_create_near(struct blob_store *s, const char *name, size_t len, unsigned flags,
+                         struct blob_tmp *ret)
+{
+    char rel[BLOB_REL_MAX], fanout[BLOB_FANOUT_LEN];
+    bool made = false;
+    int r = blob_rel_path(name, len, rel);
+
+    if (r < 0)
+        return r;
+    memcpy(fanout, rel, 5);
+    fanout[5] = '\0';
+    for (int tries = 0; tries < 16; tries++) {
+        uint64_t seq = atomic_fetch_add(&s->tmp_seq, 1);
+        int fd;
+
+        ret->near = true;
+        snprintf(ret->name, sizeof(ret->name), "%s/" BLOB_STORE_NEAR_PREFIX "%ld-%" PRIu64, fanout,
+                 (long) getpid(), seq);
+        fd = openat(s->root_fd, ret->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            ret->fd = fd;
+            return 0;
+        }
+        if (errno == ENOENT && !made) { /* the first blob of this fan-out directory */
+            r = store_make_fanout(s, fanout, s->fsync && !(flags & BLOB_COMMIT_NOSYNC));
+            if (r < 0)
+                return r;
+            made = true;
+            tries--;
+            continue;
+        }
+        if (errno != EEXIST)
+            return -errno;
+    }
+    return -EEXIST;
+}
+
 int blob_tmp_create(struct blob_store *s, struct blob_tmp *ret)
 {
     for (int tries = 0; tries < 16; tries++) {
         uint64_t seq = atomic_fetch_add(&s->tmp_seq, 1);
         int fd;
 
+        ret->near = false;
         snprintf(ret->name, sizeof(ret->name), "put-%ld-%" PRIu64, (long) getpid(), seq);
         fd = openat(s->tmp_fd, ret->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd >= 0) {
@@ -337,9 +390,9 @@ void blob_tmp_discard(struct blob_store *s, struct blob_tmp *t)
         return;
     close(t->fd);
     t->fd = -1;
-    if (unlinkat(s->tmp_fd, t->name, 0) < 0 && errno != ENOENT)
-        log_warn("event=tmp_unlink_failed file=%s/%s/%s error=\"%s\"", s->root, BLOB_STORE_TMP_DIR,
-                 t->name, strerror(errno));
+    if (unlinkat(tmp_dir_fd(s, t), t->name, 0) < 0 && errno != ENOENT)
+        log_warn("event=tmp_unlink_failed file=%s/%s/%s error=\"%s\"", s->root,
+                 t->near ? "." : BLOB_STORE_TMP_DIR, t->name, strerror(errno));
 }
 
 /* Creates ROOT/aa and ROOT/aa/bb when missing. The parent is fsync'd even when another
@@ -379,7 +432,7 @@ static int store_rename(struct blob_store *s, struct blob_tmp *t, const char *re
 
     pthread_mutex_lock(lock);
     existed = fstatat(s->root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
-    if (renameat(s->tmp_fd, t->name, s->root_fd, rel) < 0) {
+    if (renameat(tmp_dir_fd(s, t), t->name, s->root_fd, rel) < 0) {
         r = -errno;
         goto out;
     }
@@ -421,7 +474,7 @@ int blob_tmp_commit_flags(struct blob_store *s, struct blob_tmp *t, const char *
     if (close(fd) < 0) {
         r = -errno;
         t->fd = -1;
-        unlinkat(s->tmp_fd, t->name, 0);
+        unlinkat(tmp_dir_fd(s, t), t->name, 0);
         return r;
     }
     t->fd = -1;
@@ -432,7 +485,7 @@ int blob_tmp_commit_flags(struct blob_store *s, struct blob_tmp *t, const char *
             r = store_rename(s, t, rel, fanout);
     }
     if (r < 0) {
-        unlinkat(s->tmp_fd, t->name, 0);
+        unlinkat(tmp_dir_fd(s, t), t->name, 0);
         return r;
     }
     if (sync)

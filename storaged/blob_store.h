@@ -10,19 +10,21 @@
 #include <sys/statvfs.h>
 
 #define BLOB_STORE_TMP_DIR ".tmp"
+#define BLOB_STORE_NEAR_PREFIX ".put-" /* temp files of blob_tmp_create_near, in ROOT/aa/bb */
 
 struct blob_store;
 
 /* An upload in progress: a temp file in ROOT/.tmp. fd < 0 once committed or discarded. */
 struct blob_tmp {
     int fd;
-    char name[40];
+    bool near;     /* made by blob_tmp_create_near: name is "aa/bb/.put-..." under the root */
+    char name[64]; /* relative to ROOT/.tmp, or to the root when near */
 };
 
 /* Opens the root directory (which must exist), creates ROOT/.tmp when missing and removes
- * every temp file left there (*ret_tmp_removed), then counts the blobs under the fan-out
- * directories (*ret_files). fsync = the storaged.fsync setting. *ret is freed with
- * blob_store_free. Returns 0 or -errno, with a one-line reason in err. */
+ * every temp file left there and every ROOT/aa/bb/.put-* (*ret_tmp_removed), then counts the
+ * blobs under the fan-out directories (*ret_files). fsync = the storaged.fsync setting. *ret is
+ * freed with blob_store_free. Returns 0 or -errno, with a one-line reason in err. */
 int blob_store_open(const char *root, bool fsync, struct blob_store **ret,
                     unsigned *ret_tmp_removed, uint64_t *ret_files, char *err, size_t errlen);
 void blob_store_free(struct blob_store *s);
@@ -40,6 +42,14 @@ int blob_store_open_read(struct blob_store *s, const char *name, size_t len, int
 
 /* Creates a fresh temp file. Returns 0 or -errno. */
 int blob_tmp_create(struct blob_store *s, struct blob_tmp *ret);
+/* Creates a fresh temp file in the blob's own fan-out directory, ROOT/aa/bb/.put-... (making
+ * the directories as needed; flags as blob_tmp_commit_flags), so that the file system allocates
+ * it near where it will live: for a stream of new files (a whole-disk copy) far cheaper than one
+ * shared temp directory (ext4 then keeps scanning one busy block group for free inodes).
+ * Commit and discard work the same; leftovers of a crash are removed at the next start.
+ * Returns 0 or -errno (-EINVAL for an invalid name). */
+int blob_tmp_create_near(struct blob_store *s, const char *name, size_t len, unsigned flags,
+                         struct blob_tmp *ret);
 /* Appends len bytes. Returns 0 or -errno (-ENOSPC, -EIO...). */
 int blob_tmp_write(struct blob_tmp *t, const void *data, size_t len);
 /* Closes and removes the temp file; harmless when already committed or discarded. */

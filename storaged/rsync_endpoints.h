@@ -9,8 +9,9 @@
  * POST /_rsync/signature/NAME
  *      the librsync signature of the local blob (X-STF-Size: its size); 404 when absent.
  * POST /_rsync/delta/NAME   (body: a signature, or nothing for "no basis")
- *      the librsync delta from that basis to the local blob, with X-STF-Size, X-STF-MD5 (hex)
- *      and X-STF-Mtime (SEC.NSEC) of the local blob; 404 when absent.
+ *      the librsync delta from that basis to the local blob, with X-STF-Size, X-STF-MD5 (hex;
+ *      left out when the request says X-STF-MD5-Known: the caller verifies against the MD5 it
+ *      knows, objects.etag) and X-STF-Mtime (SEC.NSEC) of the local blob; 404 when absent.
  * POST /_rsync/patch/NAME   (body: a delta; X-STF-Expect-Size and X-STF-Expect-MD5 required,
  *      X-STF-Mtime optional, X-STF-Sync: defer optional)
  *      applies the delta to the local blob (the basis; none when absent) into a temp file,

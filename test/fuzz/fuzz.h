@@ -14,14 +14,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 /* An invariant: on failure, print where and why, then abort (a crash for libFuzzer, a failed
  * test for the replay driver). */
-#define FUZZ_ASSERT(cond, ...)                                                                    \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "%s:%d: invariant failed: %s: ", __FILE__, __LINE__, #cond);          \
-            fprintf(stderr, __VA_ARGS__);                                                         \
-            fprintf(stderr, "\n");                                                                \
-            abort();                                                                              \
-        }                                                                                         \
+#define FUZZ_ASSERT(cond, ...)                                                                     \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: invariant failed: %s: ", __FILE__, __LINE__, #cond);           \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* A malloc'd, NUL-terminated copy of the first min(size, max) bytes (the caller frees it).

@@ -64,8 +64,7 @@ static void check_text(const char *s, const struct sockaddr_storage *ss)
         if (hostlen == 0)
             FUZZ_ASSERT(sin->sin_addr.s_addr == htonl(INADDR_ANY), "'%s': empty host", s);
         else
-            FUZZ_ASSERT(inet_pton(AF_INET, hbuf, want) == 1 &&
-                            memcmp(want, &sin->sin_addr, 4) == 0,
+            FUZZ_ASSERT(inet_pton(AF_INET, hbuf, want) == 1 && memcmp(want, &sin->sin_addr, 4) == 0,
                         "'%s': address", s);
     }
 }

@@ -7,8 +7,8 @@
 #include <errno.h>
 #include <stdbool.h>
 
-static const char *const roots[] = {"/", "/srv/stf/disk1", "/srv/stf/disk1/", "/srv/stf/disk1///",
-                                    "relative/root", "//srv"};
+static const char *const roots[] = {
+    "/", "/srv/stf/disk1", "/srv/stf/disk1/", "/srv/stf/disk1///", "relative/root", "//srv"};
 #define NROOTS (sizeof(roots) / sizeof(roots[0]))
 
 static bool ref_name_valid(const char *s, size_t n)
@@ -33,8 +33,7 @@ static void check_rel(const char *rel, size_t len, const char *name, size_t n)
 {
     char fan[BLOB_FANOUT_LEN];
 
-    FUZZ_ASSERT(len == BLOB_FANOUT_LEN + n, "rel '%s' length %zu for a %zu-byte name", rel, len,
-                n);
+    FUZZ_ASSERT(len == BLOB_FANOUT_LEN + n, "rel '%s' length %zu for a %zu-byte name", rel, len, n);
     FUZZ_ASSERT(is_lower_hex(rel[0]) && is_lower_hex(rel[1]) && rel[2] == '/' &&
                     is_lower_hex(rel[3]) && is_lower_hex(rel[4]) && rel[5] == '/',
                 "rel '%s': fan-out", rel);
@@ -56,8 +55,8 @@ static void check_path(const char *root, const char *path, size_t plen, const ch
         rlen--;
     snprintf(want, sizeof(want), "%.*s%s%s", (int) rlen, root,
              rlen == 1 && root[0] == '/' ? "" : "/", rel);
-    FUZZ_ASSERT(strlen(path) == plen && strcmp(path, want) == 0, "root '%s': '%s', want '%s'",
-                root, path, want);
+    FUZZ_ASSERT(strlen(path) == plen && strcmp(path, want) == 0, "root '%s': '%s', want '%s'", root,
+                path, want);
     /* under ROOT: the root, one '/', then three non-empty plain segments */
     FUZZ_ASSERT(strncmp(path, root, rlen) == 0, "'%s' not under '%s'", path, root);
     if (!(rlen == 1 && root[0] == '/'))

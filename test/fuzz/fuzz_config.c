@@ -154,7 +154,8 @@ static void check_ranges(struct cfg *c)
                     a != b,
                 "'%s'", c->repaird.rebalance_window);
     FUZZ_ASSERT(c->storaged.root[0] != '\0', "empty root");
-    FUZZ_ASSERT(strncmp(c->redis.url, "redis://", 8) == 0 || strncmp(c->redis.url, "unix:///", 8) == 0,
+    FUZZ_ASSERT(strncmp(c->redis.url, "redis://", 8) == 0 ||
+                    strncmp(c->redis.url, "unix:///", 8) == 0,
                 "'%s'", c->redis.url);
     FUZZ_ASSERT(c->database.url[0] != '\0', "empty database url");
 }
@@ -175,10 +176,10 @@ static void check_round_trip(struct cfg *c)
             len += (size_t) sprintf(text + len, "[%s]\n", section);
         }
         value_text(c, i, val, CFG_LINE_MAX + 1);
-        FUZZ_ASSERT(plain_ok(val) || !strchr(val, '"'), "%s.%s = '%s' cannot be written",
-                    section, keys[i].key, val);
-        len += (size_t) sprintf(text + len, plain_ok(val) ? "%s=%s\n" : "%s=\"%s\"\n",
-                                keys[i].key, val);
+        FUZZ_ASSERT(plain_ok(val) || !strchr(val, '"'), "%s.%s = '%s' cannot be written", section,
+                    keys[i].key, val);
+        len += (size_t) sprintf(text + len, plain_ok(val) ? "%s=%s\n" : "%s=\"%s\"\n", keys[i].key,
+                                val);
     }
     cfg_init(&back);
     FUZZ_ASSERT(load(&back, text, len, err) == 0, "written config refused: %s\n%s", err, text);
@@ -365,7 +366,7 @@ static void check_uint(const char *s, unsigned min, unsigned max)
 static void check_bool(const char *s)
 {
     static const char *const yes[] = {"on", "true", "yes", "1"}, *const no[] = {"off", "false",
-                                                                               "no", "0"};
+                                                                                "no", "0"};
     bool got = false, want = false;
     int r = parse_bool(s, &got), rw = -EINVAL;
 

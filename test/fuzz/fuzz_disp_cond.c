@@ -12,9 +12,8 @@
 #define COND_VALUE_MAX 512
 
 enum { H_INM, H_IMS, H_IR, H_COUNT };
-static const char *const hdr_names[H_COUNT] = {MHD_HTTP_HEADER_IF_NONE_MATCH,
-                                               MHD_HTTP_HEADER_IF_MODIFIED_SINCE,
-                                               MHD_HTTP_HEADER_IF_RANGE};
+static const char *const hdr_names[H_COUNT] = {
+    MHD_HTTP_HEADER_IF_NONE_MATCH, MHD_HTTP_HEADER_IF_MODIFIED_SINCE, MHD_HTTP_HEADER_IF_RANGE};
 static const char *hdr_values[H_COUNT];
 
 /* The request headers of the input (replaces libmicrohttpd's lookup in this program). */
@@ -156,7 +155,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         got = nm(&req, &m, values[H_INM], values[H_IMS]);
         FUZZ_ASSERT(got == nm(&req, &m, values[H_INM], NULL), "'%s': If-Modified-Since counted",
                     values[H_INM]);
-        FUZZ_ASSERT(!got || strchr(values[H_INM], '*') || strstr(values[H_INM], "\"" COND_ETAG "\""),
+        FUZZ_ASSERT(!got || strchr(values[H_INM], '*') ||
+                        strstr(values[H_INM], "\"" COND_ETAG "\""),
                     "'%s' matched " COND_ETAG, values[H_INM]);
         wellformed = ref_inm(values[H_INM], COND_ETAG, &want);
         FUZZ_ASSERT(!wellformed || got == want, "'%s': %d, RFC 9110 says %d", values[H_INM], got,

@@ -19,12 +19,14 @@ static bool is_get(enum req_method m)
 /* The handler SPEC §5 gives each method on a bucket or an object (NULL: 405). */
 static req_handler want_handler(enum req_method m, bool object)
 {
-    static const req_handler bucket[] = {[RM_GET] = listing_get, [RM_HEAD] = bucket_head,
-                                         [RM_PUT] = bucket_put,  [RM_DELETE] = bucket_delete,
+    static const req_handler bucket[] = {[RM_GET] = listing_get,
+                                         [RM_HEAD] = bucket_head,
+                                         [RM_PUT] = bucket_put,
+                                         [RM_DELETE] = bucket_delete,
                                          [RM_MOVE] = bucket_move};
-    static const req_handler obj[] = {[RM_GET] = object_get,       [RM_HEAD] = object_get,
-                                      [RM_PUT] = object_put,       [RM_DELETE] = object_delete,
-                                      [RM_MOVE] = object_move,     [RM_POST] = object_post};
+    static const req_handler obj[] = {
+        [RM_GET] = object_get,       [RM_HEAD] = object_get,  [RM_PUT] = object_put,
+        [RM_DELETE] = object_delete, [RM_MOVE] = object_move, [RM_POST] = object_post};
 
     if (object)
         return m < sizeof(obj) / sizeof(obj[0]) ? obj[m] : NULL;
@@ -61,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     memset(&req, 0, sizeof(req));
-    req.m = (enum req_method) (data[0] % (RM_OTHER + 1));
+    req.m = (enum req_method)(data[0] % (RM_OTHER + 1));
     url = fuzz_strndup(data + 1, size - 1, PATH_INPUT_MAX);
     router_route(&req, url);
     FUZZ_ASSERT(req.handler != NULL, "'%s': no handler", url);
@@ -75,8 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (req.handler == error_handler) {
         FUZZ_ASSERT(req.error_reason && req.error_reason[0] && !strchr(req.error_reason, '\n'),
                     "'%s': reason", url);
-        FUZZ_ASSERT(req.error_status == 400 || req.error_status == 405 ||
-                        req.error_status == 500,
+        FUZZ_ASSERT(req.error_status == 400 || req.error_status == 405 || req.error_status == 500,
                     "'%s': status %u", url, req.error_status);
         if (req.error_status == 400)
             FUZZ_ASSERT(!ok && req.object == NULL, "'%s' refused: %s", url, req.error_reason);

@@ -117,8 +117,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (t > DATE_MAX)
             goto out;
         http_date_format(t, out);
-        FUZZ_ASSERT(http_date_parse(out, &back) == 0 && back == t,
-                    "'%s' -> %lld -> '%s' -> %lld", s, (long long) t, out, (long long) back);
+        FUZZ_ASSERT(http_date_parse(out, &back) == 0 && back == t, "'%s' -> %lld -> '%s' -> %lld",
+                    s, (long long) t, out, (long long) back);
     }
 out:
     free(s);

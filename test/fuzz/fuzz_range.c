@@ -105,10 +105,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT(r == ref, "'%s' size %llu: impl %d reference %d", h, (unsigned long long) rep, r,
                 ref);
     if (r == RANGE_OK) {
-        FUZZ_ASSERT(off == roff && len == rlen, "'%s' size %llu: impl %llu+%llu reference %llu+%llu",
-                    h, (unsigned long long) rep, (unsigned long long) off,
-                    (unsigned long long) len, (unsigned long long) roff,
-                    (unsigned long long) rlen);
+        FUZZ_ASSERT(off == roff && len == rlen,
+                    "'%s' size %llu: impl %llu+%llu reference %llu+%llu", h,
+                    (unsigned long long) rep, (unsigned long long) off, (unsigned long long) len,
+                    (unsigned long long) roff, (unsigned long long) rlen);
     }
     FUZZ_ASSERT(range_parse(NULL, rep, &off, &len) == RANGE_NONE, "NULL header");
     free(h);

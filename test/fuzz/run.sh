@@ -3,15 +3,20 @@
 # time (the meson 'fuzz' suite), or all of them with a kept corpus, and reports exec counts.
 #
 #   run.sh one NAME FUZZER SECONDS WORKDIR   one target (seeds: corpus/NAME, dict: dict/NAME.dict)
-#   run.sh all BUILDDIR SECONDS [NAME...]    every target (or those named), then a summary table
+#   run.sh all BUILDDIR SECONDS [NAME...]    every target (or those named) in turn
 #   run.sh merge NAME FUZZER WORKDIR         add WORKDIR's finds that add coverage to corpus/NAME
+#   run.sh cover COVBUILD WORKDIR [NAME...]  line/branch coverage of each target's code reached
+#                                            by corpus/NAME plus WORKDIR/NAME/corpus, where
+#                                            COVBUILD is a clang build (no -Dfuzz) with
+#                                            -Dc_args=-fprofile-instr-generate -fcoverage-mapping
 #
 # New inputs go to WORKDIR/NAME/corpus, crashes to WORKDIR/NAME/artifacts; exits non-zero on
 # any crash, leak, timeout or failed invariant, after printing how to reproduce it.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-# One line per target: "NAME EXECS SECONDS EXECS_PER_SEC COV FT CORPUS STATUS"
+# Runs one target, then prints "fuzz NAME: N execs (N/s), cov N, ft N, corpus N (+N new), RESULT"
+# (cov: coverage points reached, ft: libFuzzer features); the full log is WORKDIR/NAME/last.log.
 run_one() { # NAME FUZZER SECONDS WORKDIR
     local name=$1 fuzzer=$2 secs=$3 work=$4/$1
     local seeds=$here/corpus/$name dict=$here/dict/$name.dict log rc
@@ -22,6 +27,7 @@ run_one() { # NAME FUZZER SECONDS WORKDIR
     [ -d "$seeds" ] || { echo "run.sh: no seed corpus $seeds" >&2; return 2; }
     [ -f "$dict" ] && args+=(-dict="$dict")
     mkdir -p "$work/corpus" "$work/artifacts"
+    rm -f "$work"/artifacts/*
     log=$work/last.log
     "$fuzzer" "${args[@]}" "$work/corpus" "$seeds" >"$log" 2>&1
     rc=$?
@@ -33,8 +39,67 @@ run_one() { # NAME FUZZER SECONDS WORKDIR
             echo "run.sh: failing input $a (reproduce: $fuzzer $a):" >&2
             od -A d -c "$a" | head -n 20 >&2
         done
+        return 1 # not libFuzzer's 77, which meson would count as a skipped test
     fi
-    return "$rc"
+}
+
+# The source files a target is about (for `cover`).
+sources() { # NAME
+    local top
+    top=$(cd "$here/../.." && pwd)
+    case "$1" in
+    addr | blob_path | config | http_date | names | range) echo "$top/common/$1.c" ;;
+    disp_cond) echo "$top/dispatcher/object_get.c" ;;
+    disp_move) echo "$top/dispatcher/request.c $top/dispatcher/object_move.c" ;;
+    disp_path) echo "$top/dispatcher/router.c" ;;
+    sd_path) echo "$top/storaged/router.c $top/common/blob_path.c" ;;
+    esac
+}
+
+# Reads lcov on stdin; for each wanted file prints lines, branches and functions reached, and
+# the functions never reached.
+cover_report() { # "FILE..."
+    local sf keep=0 line
+    while IFS= read -r line; do
+        case "$line" in
+        SF:*)
+            sf=${line#SF:}
+            keep=0
+            for w in $1; do
+                [ "$(realpath -m "$sf")" = "$w" ] && keep=1 && echo "SF:$w"
+            done
+            ;;
+        *) [ "$keep" = 1 ] && echo "$line" ;;
+        esac
+    done | awk '
+        function flush() {
+            if (sf == "") return
+            printf "%s: lines %d/%d (%.1f%%), branches %d/%d (%.1f%%), functions %d/%d\n", sf,
+                   lh, lf, lf ? 100 * lh / lf : 0, bh, bf, bf ? 100 * bh / bf : 0, fh, ff
+            if (missed != "") printf "  never reached: %s\n", missed
+        }
+        {
+            tag = $0; sub(/:.*/, "", tag)
+            rest = $0; sub(/^[A-Z]+:/, "", rest)
+            split(rest, f, ",")
+        }
+        tag == "SF" { flush(); sf = rest; lh = lf = bh = bf = fh = ff = 0; missed = "" }
+        tag == "FNDA" {
+            name = substr(rest, index(rest, ",") + 1)
+            sub(/^.*:/, "", name) # static functions are FILE:NAME
+            ff++
+            if (f[1] > 0) fh++; else missed = missed (missed == "" ? "" : ", ") name
+        }
+        tag == "DA" { lf++; if (f[2] > 0) lh++ }
+        tag == "BRDA" { bf++; if (f[4] != "-" && f[4] > 0) bh++ }
+        END { flush() }'
+}
+
+all_names() {
+    for f in "$here"/fuzz_*.c; do
+        n=${f##*/fuzz_}
+        echo "${n%.c}"
+    done
 }
 
 summarize() { # NAME LOG RC
@@ -49,7 +114,6 @@ summarize() { # NAME LOG RC
                 if ($i == "corp:") { corp = $(i + 1); sub(/\/.*/, "", corp) }
             }
         }
-        /Done [0-9]+ runs in [0-9]+ second/ { secs = $(NF - 1) }
         END {
             printf "fuzz %s: %s execs (%s/s), cov %s, ft %s, corpus %s (+%s new), %s\n", name,
                    execs + 0, eps + 0, cov + 0, ft + 0, corp + 0, added + 0,
@@ -69,15 +133,11 @@ all)
     build=$(cd "$1" && pwd) secs=$2
     shift 2
     names=("$@")
-    if [ ${#names[@]} -eq 0 ]; then
-        for f in "$here"/fuzz_*.c; do
-            n=${f##*/fuzz_}
-            names+=("${n%.c}")
-        done
-    fi
+    [ ${#names[@]} -gt 0 ] || mapfile -t names < <(all_names)
     failed=0
     for n in "${names[@]}"; do
-        run_one "$n" "$build/test/fuzz/fuzz_$n" "$secs" "$build/test/fuzz/work" || failed=$((failed + 1))
+        run_one "$n" "$build/test/fuzz/fuzz_$n" "$secs" "$build/test/fuzz/work" ||
+            failed=$((failed + 1))
     done
     echo "run.sh: ${#names[@]} targets, $failed failed"
     [ "$failed" -eq 0 ]
@@ -93,8 +153,28 @@ merge)
     cp -n "$tmp"/* "$here/corpus/$name"/
     echo "run.sh: corpus/$name now holds $(find "$here/corpus/$name" -type f | wc -l) inputs"
     ;;
+cover)
+    [ $# -ge 2 ] || { echo "usage: run.sh cover COVBUILD WORKDIR [NAME...]" >&2; exit 2; }
+    build=$(cd "$1" && pwd) work=$2
+    shift 2
+    names=("$@")
+    [ ${#names[@]} -gt 0 ] || mapfile -t names < <(all_names)
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    for n in "${names[@]}"; do
+        exe=$build/test/fuzz/fuzz_$n
+        dirs=("$here/corpus/$n")
+        [ -d "$work/$n/corpus" ] && dirs+=("$work/$n/corpus")
+        LLVM_PROFILE_FILE=$tmp/$n.profraw "$exe" "${dirs[@]}" || exit 1
+        llvm-profdata merge -o "$tmp/$n.profdata" "$tmp/$n.profraw" || exit 1
+        # the coverage map names files as the compiler saw them (BUILD/../common/x.c)
+        echo "== $n"
+        llvm-cov export -format=lcov "$exe" -instr-profile="$tmp/$n.profdata" |
+            cover_report "$(sources "$n")"
+    done
+    ;;
 *)
-    sed -n '4,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

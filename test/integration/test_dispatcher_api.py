@@ -74,6 +74,10 @@ def test_object_roundtrip_and_headers(s):
     st, h2, body = s.req("HEAD", "/b1/dir/sub/photo.jpg")
     assert st == 200 and body == b"" and h2["content-length"] == str(len(data)), h2
     assert h2["etag"] == h["etag"] and h2["last-modified"] == h["last-modified"]
+    # request ids: the client's is kept (and passed on to the storages), else one is made
+    st, h3, _ = s.req("GET", "/b1/dir/sub/photo.jpg", headers={"X-Request-Id": "trace-42"})
+    assert st == 200 and h3["x-request-id"] == "trace-42", h3
+    assert len(h["x-request-id"]) == 16 and h["x-request-id"] != h2["x-request-id"], (h, h2)
     # default content type
     s.put("/b1/plain", b"x")
     assert s.req("GET", "/b1/plain")[1]["content-type"] == "application/octet-stream"

@@ -102,13 +102,28 @@ def test_dead_member_moves_writes_and_reads_survive():
         assert (st, body) == (206, data[100:200])
 
 
+def wait_writes_avoid(s, cluster, prefix):
+    """Polls (no fixed sleep) until a write that prefers cluster lands elsewhere: the
+    dispatcher has taken the mode change. Returns the probe names used."""
+    probes = [n for n in ("%s%d" % (prefix, i) for i in range(400))
+              if de.write_order(s, "b/" + n)[0] == cluster]
+    used = []
+
+    def landed_elsewhere():
+        name = probes[len(used)]
+        used.append(name)
+        assert s.put("/b/" + name, b"probe")[0] == 201
+        return s.object_row("b", name)[1] != cluster
+    de.wait_until(landed_elsewhere, what="writes to leave %s" % cluster, timeout=5)
+    return used
+
+
 def test_cluster_not_rw_takes_no_writes():
     with procs.Procs() as p:
         s = de.System(p, clusters=2)
         s.req("PUT", "/b")
         s.ctl("cluster", "mark-ro", "c1", "--reason", "test")
-        de.wait_until(lambda: "ro" in s.ctl("status").stdout, what="c1 to be ro")
-        time.sleep(1.2)  # the dispatcher's periodic reload (at most 1 s; notification faster)
+        wait_writes_avoid(s, "c1", "probe-a")
         for i in range(20):
             data = os.urandom(100)
             assert s.put("/b/x%d" % i, data)[0] == 201
@@ -116,7 +131,7 @@ def test_cluster_not_rw_takes_no_writes():
         # a storage going down makes its cluster ro as well
         s.ctl("cluster", "mark-rw", "c1")
         s.ctl("mark-down", "c2-s2", "--reason", "test")
-        time.sleep(1.2)
+        wait_writes_avoid(s, "c2", "probe-b")
         for i in range(20):
             data = os.urandom(100)
             assert s.put("/b/y%d" % i, data)[0] == 201
@@ -126,7 +141,9 @@ def test_cluster_not_rw_takes_no_writes():
             assert s.req("GET", "/b/x%d" % i)[0] == 200
         # no rw cluster at all: 503, nothing stored
         s.ctl("cluster", "mark-ro", "c1")
-        time.sleep(1.2)
+        probes = iter("probe-c%d" % i for i in range(1000))
+        de.wait_until(lambda: s.put("/b/" + next(probes), b"x")[0] == 503,
+                      what="writes to be refused")
         st, _, body = s.put("/b/z", b"nowhere")
         assert st == 503, (st, body)
         assert s.object_row("b", "z") is None

@@ -251,7 +251,10 @@ def test_nothing_moves_outside_the_window():
     with procs.Procs() as p:
         s = make_system(p)
         rep = s.start_repaird()
+        assert s.req("PUT", "/b")[0] == 201
+        assert s.put("/b/empty", b"")[0] == 201  # the oldest object of its cluster: moved first
         data = upload(s, 12, (1000, 20000))
+        data["empty"] = b""
         s.add_cluster("c3")
         r = s.ctl("rebalance", "--window", window_not_now())
         assert "is closed now" in r.stdout, r.stdout
@@ -266,13 +269,22 @@ def test_nothing_moves_outside_the_window():
         assert files_of_cluster(s, "c3") == set(), "files reached c3 outside the window"
         r = s.ctl("rebalance", "--status")
         assert "waiting for the window" in r.stdout, r.stdout
+        # one rebalance at a time
+        r = s.ctl("rebalance", "--window", window_now(), check=False)
+        assert r.returncode == 1 and "refused: rebalance 1 is active" in r.stderr, r.stderr
+        r = s.ctl("rebalance", "--pause")
+        assert "rebalance 1 paused" in r.stdout, r.stdout
+        assert "rebalance 1: paused" in s.ctl("rebalance", "--status").stdout
         # a window that includes now: it moves at once
         r = s.ctl("rebalance", "--resume", "--window", window_now(), "--wait")
         assert "rebalance 1 done" in r.stdout, r.stdout
+        r = s.ctl("rebalance", "--cancel", check=False)
+        assert r.returncode == 1 and "no rebalance is running or paused" in r.stderr, r.stderr
         assert progress(s)[1] > 0 and cluster_bytes(s)["c3"] > 0
         settle(s)
         for n, want in data.items():
-            assert s.req("GET", "/b/" + n)[2] == want, n
+            assert s.req("GET", "/b/" + n)[:3:2] == (200, want), n
+        assert s.object_row("b", "empty")[1] == "c3", "the empty object did not move"
         verify_clean(s, "c3")
 
 

@@ -43,6 +43,14 @@ def blob_file(root, name):
     return None
 
 
+def temp_files(root):
+    """Temp files: in ROOT/.tmp, and the patches' ROOT/aa/bb/.put-* next to their blobs."""
+    out = [os.path.join(root, ".tmp", f) for f in os.listdir(os.path.join(root, ".tmp"))]
+    for dirpath, _, files in os.walk(root):
+        out += [os.path.join(dirpath, f) for f in files if f.startswith(".put-")]
+    return out
+
+
 def manifest(host, port, after=None):
     path = "/_rsync/manifest" + ("?after=" + after if after is not None else "")
     st, hdrs, body = req(host, port, "GET", path)
@@ -149,7 +157,7 @@ def test_copy_whole_disk():
             assert open(blob_file(rb, n), "rb").read() == data
         st, _, body = req(hb, pb, "GET", "/_stats")
         assert b'"files":%d' % len(blobs) in body, body
-        assert os.listdir(os.path.join(rb, ".tmp")) == []
+        assert temp_files(rb) == []
 
 
 def test_stale_copy_sends_little():
@@ -227,7 +235,7 @@ def test_refusals():
         st, _, body = patch(delta, good)
         assert st == 201, (st, body)
         assert open(blob_file(rb, name), "rb").read() == new
-        assert os.listdir(os.path.join(rb, ".tmp")) == []
+        assert temp_files(rb) == []
 
 
 def test_patch_cut_short():
@@ -244,13 +252,11 @@ def test_patch_cut_short():
                    "X-STF-Expect-MD5: %s\r\nContent-Length: %d\r\n\r\n"
                    % (name, h["x-stf-size"], h["x-stf-md5"], len(delta))).encode())
         s.sendall(delta[:len(delta) // 3])
-        tmp = os.path.join(rb, ".tmp")
-
         def patched_bytes():  # what the patch wrote so far into its temp file
             total = 0
-            for f in os.listdir(tmp):
+            for path in temp_files(rb):
                 try:
-                    total += os.path.getsize(os.path.join(tmp, f))
+                    total += os.path.getsize(path)
                 except FileNotFoundError:
                     pass
             return total
@@ -259,9 +265,32 @@ def test_patch_cut_short():
         procs.poll(lambda: patched_bytes() >= len(delta) // 3 - 4096,
                    what="the first third of the delta to be applied")
         s.close()
-        procs.poll(lambda: not os.listdir(os.path.join(rb, ".tmp")),
-                   what="the temp file to go")
+        procs.poll(lambda: not temp_files(rb), what="the temp file to go")
         assert blob_file(rb, name) is None
+
+
+def test_crash_leftovers_removed_at_start():
+    """A temp file of a patch left by a crash (kill -9 mid-body) is gone after a restart."""
+    with procs.Procs() as p:
+        ra, ha, pa = start(p, "a")
+        rb, hb, pb = start(p, "b")
+        name = "abcdefabcdefabcdefabcdefabcdef00"
+        put(ha, pa, name, os.urandom(2 * 1024 * 1024))
+        st, h, delta = req(ha, pa, "POST", "/_rsync/delta/" + name, b"")
+        s = socket.create_connection((hb, pb))
+        s.sendall(("POST /_rsync/patch/%s HTTP/1.1\r\nHost: x\r\nX-STF-Expect-Size: %s\r\n"
+                   "X-STF-Expect-MD5: %s\r\nContent-Length: %d\r\n\r\n"
+                   % (name, h["x-stf-size"], h["x-stf-md5"], len(delta))).encode())
+        s.sendall(delta[:len(delta) // 2])
+        procs.poll(lambda: temp_files(rb), what="a temp file")
+        b = [d for d in p.daemons if d.name == "b"][0]
+        b.kill9()
+        s.close()
+        assert temp_files(rb), "the crash leaves the temp file"
+        d = p.spawn("b2", [STORAGED, "--root", rb, "--listen", "127.0.0.1:0"])
+        d.wait_listening()
+        assert temp_files(rb) == [] and blob_file(rb, name) is None
+        assert re.search(r"tmp_removed=1\b", d.log_text()), d.log_text()
 
 
 if __name__ == "__main__":

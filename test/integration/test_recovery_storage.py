@@ -85,27 +85,52 @@ def cluster_mode(env, name):
     return [c for c in status["clusters"] if c["name"] == name][0]["mode"]
 
 
+def corrupt(s, name):
+    """Flips bytes of a copy in place: same size, same mtime (silent corruption)."""
+    path = [os.path.join(r, name) for r, _, f in os.walk(s.root) if name in f][0]
+    st = os.stat(path)
+    with open(path, "r+b") as f:
+        f.seek(st.st_size // 2)
+        b = f.read(1)
+        f.seek(st.st_size // 2)
+        f.write(bytes([b[0] ^ 0xFF]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
 def test_wiped_disk_comes_back_identical(env):
     cid, ss = env.add_cluster("c1", 3)
-    fill(env, cid, ss, 150, seed=7)
+    objs = fill(env, cid, ss, 150, size_min=1, seed=7)
     env.add_object(cid, b"", ss)  # a zero-length object too
-    env.repaird()
+    for s in ss[:2]:
+        s.put("stray-file-on-the-peers", b"no object row: copied as the peers hold it")
+    rep = env.repaird()
     ctl(env, "mark-down", ss[2].name, "--reason", "disk died")
     assert cluster_mode(env, "c1") == "ro"
     wipe(ss[2])
     assert disk(ss[2]) == {}
+    # the chosen peer's copy of one object is corrupt: that one comes from the other peer;
+    # another object is corrupt on both peers: reported lost, not copied
+    corrupt(ss[0], objs[3][1])
+    corrupt(ss[0], objs[4][1])
+    corrupt(ss[1], objs[4][1])
     rc, lines, err = repair_wait(env, ss[2].name, "--from", ss[0].name)
     assert rc == 0, (rc, lines[-3:], err)
     assert lines[-1]["event"] == "done" and lines[-1]["mode"] == "rw", lines[-1]
     assert all(x["storage"] == ss[2].name and "bytes_total" in x for x in lines)
     assert ss[2].mode() == "rw" and cluster_mode(env, "c1") == "rw"
-    peer, got = disk(ss[0]), disk(ss[2])
-    assert len(got) == 151
-    assert got == peer, "the copy must have the same paths, sizes, contents and mtimes"
-    assert same_content(got, disk(ss[1]))
+    peer, other, got = disk(ss[0]), disk(ss[1]), disk(ss[2])
+    lost = [rel for rel in peer if rel.endswith(objs[4][1])]
+    assert len(got) == 152 - 1 and not set(got) & set(lost)
+    fixed = [rel for rel in peer if rel.endswith(objs[3][1])][0]
+    assert got[fixed][:2] == other[fixed][:2] != peer[fixed][:2], "the good copy came"
+    assert {k: v for k, v in got.items() if k != fixed} == \
+        {k: v for k, v in peer.items() if k not in (fixed, lost[0])}, \
+        "the copy must have the same paths, sizes, contents and mtimes as the peer"
     payload = env.job(recover_job(env, ss[2].id))["payload"]
-    assert payload["files_copied"] == 151 and payload["files_total"] == 151, payload
+    assert payload["files_copied"] == 151 and payload["files_total"] == 152, payload
+    assert payload["files_lost"] == 1, payload
     assert payload["phase"] == "finish" and payload["peer"] == ss[0].name, payload
+    assert events(rep.log_text(), "recover_object_lost")
     hist = env.sql("SELECT from_mode, to_mode, program FROM mode_history WHERE target_id = %d "
                    "AND target_kind = 'storage' ORDER BY id" % ss[2].id)
     assert hist[-2:] == [["down", "repair", "clusterctl"], ["repair", "rw", "repaird"]], hist
@@ -257,7 +282,7 @@ def test_refusals_and_abort(env):
         assert p.returncode == 1 and p.stderr.count("\n") == 1, (args, p.returncode, p.stderr)
         return p.stderr
 
-    assert "only a down or spare" in refused(ss[2].name)
+    assert "only a down or spare storage can be repaired" in refused(ss[2].name)
     assert "no storage named" in refused("nosuch")
     ctl(env, "mark-down", ss[2].name)
     assert "not a storage of cluster c1" in refused(ss[2].name, "--from", tt[0].name)

@@ -60,8 +60,7 @@ static void test_tolerance(void)
 
     CHECK(rbp_compute(c, 2, 5, &p) == 0 && p.balanced && p.n == 0, "52/48 is within 5 points");
     CHECK(rbp_compute(c, 2, 1, &p) == 0 && !p.balanced, "but not within 1 point");
-    CHECK(p.n == 1 && p.moves[0].src == 0 && p.moves[0].dst == 1 &&
-              p.moves[0].bytes == 2 * GIB,
+    CHECK(p.n == 1 && p.moves[0].src == 0 && p.moves[0].dst == 1 && p.moves[0].bytes == 2 * GIB,
           "2 GiB from the fuller to the emptier");
     rbp_plan_release(&p);
     CHECK(rbp_compute(c, 2, -1, &p) == -EINVAL, "negative tolerance refused");
@@ -92,8 +91,7 @@ static void test_ro_gives_never_receives(void)
 
     CHECK(rbp_compute(c, 3, 5, &p) == 0 && !p.balanced, "a full ro cluster");
     CHECK(moved_to(&p, 1) == 0, "an ro cluster never receives");
-    CHECK(p.n == 1 && p.moves[0].src == 0 && p.moves[0].dst == 2 &&
-              p.moves[0].bytes == 30 * GIB,
+    CHECK(p.n == 1 && p.moves[0].src == 0 && p.moves[0].dst == 2 && p.moves[0].bytes == 30 * GIB,
           "the ro cluster gives its excess to the rw one");
     rbp_plan_release(&p);
 }
@@ -113,8 +111,7 @@ static void test_room_and_left_out(void)
           "the destination is filled only up to 90%% of its capacity");
     rbp_plan_release(&p);
     c[1].free = 5 * GIB;
-    CHECK(rbp_compute(c, 3, 5, &p) == 0 && !p.balanced && p.n == 0,
-          "no room anywhere: no moves");
+    CHECK(rbp_compute(c, 3, 5, &p) == 0 && !p.balanced && p.n == 0, "no room anywhere: no moves");
     rbp_plan_release(&p);
 }
 
