@@ -339,9 +339,11 @@ static int vf_remove_batch(struct db *db, const struct vf *v, size_t si, const s
             continue;
         }
         rep->remove_failed++;
-        snprintf(rep->last_error, sizeof(rep->last_error), "removing %s from %s: %s",
+        /* a long message is cut to the buffer: fine for a one-line error */
+        if (snprintf(rep->last_error, sizeof(rep->last_error), "removing %s from %s: %s",
                  names[which[k]], v->st[si].name,
-                 reqs[k].err ? reqs[k].errmsg : "unexpected HTTP status");
+                 reqs[k].err ? reqs[k].errmsg : "unexpected HTTP status") < 0)
+            rep->last_error[0] = '\0';
     }
     return 0;
 }

@@ -483,8 +483,10 @@ static int vf_objects_load(struct db *db, const struct vf *v, int64_t after, str
         snprintf(o[i].name, sizeof(o[i].name), "%s", PQgetvalue(res, i, 1));
         o[i].size = strtoull(PQgetvalue(res, i, 2), NULL, 10);
         snprintf(o[i].etag, sizeof(o[i].etag), "%s", PQgetvalue(res, i, 3));
-        snprintf(o[i].what, sizeof(o[i].what), "%.200s (object %" PRId64 ", internal %s)",
-                 PQgetvalue(res, i, 4), o[i].id, o[i].name);
+        /* a sample description may be cut to the buffer */
+        if (snprintf(o[i].what, sizeof(o[i].what), "%.200s (object %" PRId64 ", internal %s)",
+                     PQgetvalue(res, i, 4), o[i].id, o[i].name) < 0)
+            o[i].what[0] = '\0';
     }
     PQclear(res);
     return n;
