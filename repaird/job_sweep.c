@@ -294,8 +294,13 @@ static void jq_sweep_done(struct jq *q)
 
     jq_fmt_u64(keep, sizeof(keep), q->sh->opts.done_keep_ms);
     if (db_run(q->db,
+               /* delete_files records are the narrow recovery's view of what was removed
+                * while a disk copy ran: keep those of any open recover_storage job */
                "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state = 'done' "
-               "AND updated_at < now() - $1::bigint * interval '1 millisecond' LIMIT 10000)",
+               "AND updated_at < now() - $1::bigint * interval '1 millisecond' "
+               "AND NOT (kind = 'delete_files' AND created_at >= COALESCE((SELECT "
+               "min(created_at) - interval '5 minutes' FROM jobs WHERE kind = 'recover_storage' "
+               "AND state IN ('pending', 'running', 'failed')), 'infinity')) LIMIT 10000)",
                1, params) < 0)
         log_warn("event=job_sweep_error step=done err=\"%s\"", db_error(q->db));
 }
