@@ -21,9 +21,10 @@
 #define STORAGED_THREADS_MAX 256
 /* MHD's per-connection pool: it bounds the request head and sets the upload piece per
  * callback (~64 KiB at 128 KiB). libmicrohttpd 0.9.75 zeroes the whole pool after every
- * request, so a larger pool costs every keep-alive GET a bigger memset: 128 KiB is the
- * balance (measured ~18 us CPU per 4 KiB GET against ~21 us at 256 KiB). */
-#define STORAGED_CONN_MEMORY (128 * 1024)
+ * request, so a larger pool costs every keep-alive GET a bigger memset. Small GETs are the
+ * hot path: 32 KiB (~16 KiB per upload callback) measured 16.3 us CPU per 4 KiB GET against
+ * 19.8 us at 128 KiB and ~21 us at 256 KiB (docs/BENCHMARKS.md, storaged profile). */
+#define STORAGED_CONN_MEMORY (32 * 1024)
 #define STORAGED_CONN_TIMEOUT_S 60
 #define STORAGED_DRAIN_S 60 /* longest wait for requests in flight after SIGTERM */
 
