@@ -229,8 +229,13 @@ static int target_start(struct put_op *op, struct put_target *t, int64_t infile_
 }
 
 /* Every body byte went to curl: storaged may have (or soon have) the whole file. */
+/* Whether t has handed the storage the whole body, so the storage may store it: with a
+ * Content-Length that is as soon as that many bytes went out, even before the client's last
+ * upload callback marked the spool complete (cutting t then could still leave a file). */
 static bool body_sent(const struct put_op *op, const struct put_target *t)
 {
+    if (op->expected >= 0 && t->pos >= (uint64_t) op->expected)
+        return true;
     return spool_complete(op->sp) && t->pos >= spool_size(op->sp);
 }
 
