@@ -1,6 +1,6 @@
 /* storaged/blob_get.c — GET and HEAD /<name>: open + fstat, then small bodies from a buffer
- * and larger ones by sendfile, with Range (one range; several are answered 200 with the whole file), Last-Modified and
- * If-Modified-Since. */
+ * and larger ones by sendfile, with Range (one range; several are answered 200 with the
+ * whole file), Last-Modified and If-Modified-Since. */
 #include "blob_store.h"
 #include "handlers.h"
 #include "http_date.h"
