@@ -18,16 +18,9 @@ static int cmd_cluster_add(struct ctl *ctl, int argc, char **argv)
     char ids[24];
     int r;
 
-    r = ctl_parse(ctl, argc, argv, opts, &name, 1, 1, NULL);
+    r = ctl_parse_name(ctl, argc, argv, opts, "cluster", &name, &reason);
     if (r != 0)
         return r == CTL_HELP_SHOWN ? CTL_OK : r;
-    if (!ctl_name_valid(name))
-        return ctl_usage_err(ctl,
-                             "bad cluster name '%s': 1-63 of A-Z a-z 0-9 . _ -, starting "
-                             "with a letter or digit",
-                             name);
-    if (mode_reason_invalid(reason))
-        return ctl_usage_err(ctl, "bad --reason: %s", mode_reason_invalid(reason));
     db = ctl_db(ctl);
     if (!db)
         return CTL_FAILED;

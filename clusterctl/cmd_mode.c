@@ -49,7 +49,7 @@ static void cmd_mode_effect(const struct mode_change_result *res, char *out, siz
 
 static int cmd_mark_storage(struct ctl *ctl, int argc, char **argv)
 {
-    const char *name = NULL, *reason = NULL, *bad;
+    const char *name = NULL, *reason = NULL;
     bool force = false;
     const struct ctl_opt opts[] = {
         {"reason", true, &reason, NULL},
@@ -62,13 +62,9 @@ static int cmd_mark_storage(struct ctl *ctl, int argc, char **argv)
     struct db *db;
     int r;
 
-    r = ctl_parse(ctl, argc, argv, opts, &name, 1, 1, NULL);
+    r = ctl_parse_name(ctl, argc, argv, opts, "storage", &name, &reason);
     if (r != 0)
         return r == CTL_HELP_SHOWN ? CTL_OK : r;
-    if (!ctl_name_valid(name))
-        return ctl_usage_err(ctl, "bad storage name '%s'", name);
-    if ((bad = mode_reason_invalid(reason)))
-        return ctl_usage_err(ctl, "%s", bad);
     if (storage_mode_parse(cmd_mode_target(ctl), &req.to) < 0)
         return ctl_usage_err(ctl, "unknown mode");
     db = ctl_db(ctl);
@@ -90,7 +86,7 @@ static int cmd_mark_storage(struct ctl *ctl, int argc, char **argv)
 
 static int cmd_mark_cluster(struct ctl *ctl, int argc, char **argv)
 {
-    const char *name = NULL, *reason = NULL, *bad;
+    const char *name = NULL, *reason = NULL;
     const struct ctl_opt opts[] = {
         {"reason", true, &reason, NULL},
         {0},
@@ -102,13 +98,9 @@ static int cmd_mark_cluster(struct ctl *ctl, int argc, char **argv)
     struct db *db;
     int r;
 
-    r = ctl_parse(ctl, argc, argv, opts, &name, 1, 1, NULL);
+    r = ctl_parse_name(ctl, argc, argv, opts, "cluster", &name, &reason);
     if (r != 0)
         return r == CTL_HELP_SHOWN ? CTL_OK : r;
-    if (!ctl_name_valid(name))
-        return ctl_usage_err(ctl, "bad cluster name '%s'", name);
-    if ((bad = mode_reason_invalid(reason)))
-        return ctl_usage_err(ctl, "%s", bad);
     if (cluster_mode_parse(cmd_mode_target(ctl), &forced) < 0)
         return ctl_usage_err(ctl, "unknown mode");
     db = ctl_db(ctl);

@@ -37,7 +37,7 @@ static int cmd_remove_report(const struct mode_change_result *res, const char *w
 
 static int cmd_storage_remove(struct ctl *ctl, int argc, char **argv)
 {
-    const char *name = NULL, *reason = NULL, *bad;
+    const char *name = NULL, *reason = NULL;
     bool force = false;
     const struct ctl_opt opts[] = {
         {"force", false, NULL, &force},
@@ -49,13 +49,9 @@ static int cmd_storage_remove(struct ctl *ctl, int argc, char **argv)
     struct db *db;
     int r;
 
-    r = ctl_parse(ctl, argc, argv, opts, &name, 1, 1, NULL);
+    r = ctl_parse_name(ctl, argc, argv, opts, "storage", &name, &reason);
     if (r != 0)
         return r == CTL_HELP_SHOWN ? CTL_OK : r;
-    if (!ctl_name_valid(name))
-        return ctl_usage_err(ctl, "bad storage name '%s'", name);
-    if ((bad = mode_reason_invalid(reason)))
-        return ctl_usage_err(ctl, "%s", bad);
     db = ctl_db(ctl);
     if (!db)
         return CTL_FAILED;
@@ -66,7 +62,7 @@ static int cmd_storage_remove(struct ctl *ctl, int argc, char **argv)
 
 static int cmd_cluster_remove(struct ctl *ctl, int argc, char **argv)
 {
-    const char *name = NULL, *reason = NULL, *bad;
+    const char *name = NULL, *reason = NULL;
     const struct ctl_opt opts[] = {
         {"reason", true, &reason, NULL},
         {0},
@@ -76,13 +72,9 @@ static int cmd_cluster_remove(struct ctl *ctl, int argc, char **argv)
     struct db *db;
     int r;
 
-    r = ctl_parse(ctl, argc, argv, opts, &name, 1, 1, NULL);
+    r = ctl_parse_name(ctl, argc, argv, opts, "cluster", &name, &reason);
     if (r != 0)
         return r == CTL_HELP_SHOWN ? CTL_OK : r;
-    if (!ctl_name_valid(name))
-        return ctl_usage_err(ctl, "bad cluster name '%s'", name);
-    if ((bad = mode_reason_invalid(reason)))
-        return ctl_usage_err(ctl, "%s", bad);
     db = ctl_db(ctl);
     if (!db)
         return CTL_FAILED;

@@ -500,7 +500,7 @@ static int repair_again(struct ctl *ctl, struct db *db, const struct repair_stor
 
 static int cmd_repair(struct ctl *ctl, int argc, char **argv)
 {
-    const char *name = NULL, *from = NULL, *reason = NULL, *bad, *why;
+    const char *name = NULL, *from = NULL, *reason = NULL, *why;
     bool wait = false, json = false;
     const struct ctl_opt opts[] = {
         {"from", true, &from, NULL},
@@ -519,15 +519,11 @@ static int cmd_repair(struct ctl *ctl, int argc, char **argv)
     struct db *db;
     int r, rc = CTL_FAILED;
 
-    r = ctl_parse(ctl, argc, argv, opts, &name, 1, 1, NULL);
+    r = ctl_parse_name(ctl, argc, argv, opts, "storage", &name, &reason);
     if (r != 0)
         return r == CTL_HELP_SHOWN ? CTL_OK : r;
-    if (!ctl_name_valid(name))
-        return ctl_usage_err(ctl, "bad storage name '%s'", name);
     if (from && !ctl_name_valid(from))
         return ctl_usage_err(ctl, "bad --from storage name '%s'", from);
-    if ((bad = mode_reason_invalid(reason)))
-        return ctl_usage_err(ctl, "%s", bad);
     db = ctl_db(ctl);
     if (!db)
         return CTL_FAILED;

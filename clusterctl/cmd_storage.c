@@ -145,14 +145,9 @@ static int cmd_storage_add(struct ctl *ctl, int argc, char **argv)
     int64_t id = 0;
     int r;
 
-    r = ctl_parse(ctl, argc, argv, opts, &name, 1, 1, NULL);
+    r = ctl_parse_name(ctl, argc, argv, opts, "storage", &name, NULL);
     if (r != 0)
         return r == CTL_HELP_SHOWN ? CTL_OK : r;
-    if (!ctl_name_valid(name))
-        return ctl_usage_err(ctl,
-                             "bad storage name '%s': 1-63 of A-Z a-z 0-9 . _ -, starting "
-                             "with a letter or digit",
-                             name);
     if (!cluster)
         return ctl_usage_err(ctl, "missing --cluster");
     if (!uri)

@@ -396,12 +396,10 @@ static int cmd_verify(struct ctl *ctl, int argc, char **argv)
     struct vf_repair rep = {0};
     uint64_t age_ms = (uint64_t) VF_DEFAULT_MIN_AGE_S * 1000;
     struct db *db;
-    int rc = CTL_FAILED, r = ctl_parse(ctl, argc, argv, opts, &name, 1, 1, NULL);
+    int rc = CTL_FAILED, r = ctl_parse_name(ctl, argc, argv, opts, "cluster", &name, NULL);
 
     if (r != 0)
         return r == CTL_HELP_SHOWN ? CTL_OK : r;
-    if (!ctl_name_valid(name))
-        return ctl_usage_err(ctl, "bad cluster name '%s'", name);
     if (min_age && parse_duration_ms(min_age, &age_ms) < 0)
         return ctl_usage_err(ctl, "bad --min-age '%s' (a duration such as 30m, 24h)", min_age);
     if (rate && parse_size(rate, &v.rate) < 0)

@@ -182,3 +182,19 @@ int ctl_parse(const struct ctl *ctl, int argc, char **argv, const struct ctl_opt
         *ret_npos = npos;
     return 0;
 }
+
+int ctl_parse_name(const struct ctl *ctl, int argc, char **argv, const struct ctl_opt *opts,
+                   const char *kind, const char **name, const char *const *reason)
+{
+    const char *bad;
+    int r = ctl_parse(ctl, argc, argv, opts, name, 1, 1, NULL);
+
+    if (r != 0)
+        return r;
+    if (!ctl_name_valid(*name))
+        return ctl_usage_err(ctl, "bad %s name '%s': 1-63 of A-Z a-z 0-9 . _ -, starting with a "
+                                  "letter or digit", kind, *name);
+    if (reason && (bad = mode_reason_invalid(*reason)))
+        return ctl_usage_err(ctl, "%s", bad);
+    return 0;
+}

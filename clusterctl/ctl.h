@@ -87,4 +87,10 @@ struct ctl_opt {
 int ctl_parse(const struct ctl *ctl, int argc, char **argv, const struct ctl_opt *opts,
               const char **pos, int min_pos, int max_pos, int *ret_npos);
 
+/* ctl_parse() for a command taking exactly one NAME of a cluster or storage (kind names it in
+ * the error), which must be valid (ctl_name_valid), and, when reason is not NULL, a valid
+ * --reason (read after parsing, so pass the address the option writes to). Same returns. */
+int ctl_parse_name(const struct ctl *ctl, int argc, char **argv, const struct ctl_opt *opts,
+                   const char *kind, const char **name, const char *const *reason);
+
 #endif

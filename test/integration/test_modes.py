@@ -464,7 +464,8 @@ def test_usage_and_messages():
     expect(["mark-down", "t1", "--reason", "x" * 501], 2, "",
            f"clusterctl: mark-down: reason is longer than 500 bytes {usage}\n")
     expect(["mark-down", "bad/name"], 2, "",
-           f"clusterctl: mark-down: bad storage name 'bad/name' {usage}\n")
+           f"clusterctl: mark-down: bad storage name 'bad/name': 1-63 of A-Z a-z 0-9 . _ -, "
+           f"starting with a letter or digit {usage}\n")
     expect(["mark-down", "nosuch"], 1, "",
            "clusterctl: no storage named nosuch (see `clusterctl status`)\n")
     check(mode_of("t1") == "rw", "usage errors changed nothing")
