@@ -31,6 +31,7 @@ enum cfg_type {
     CFG_UINT,      /* unsigned in [min, max] */
     CFG_SIZE,      /* uint64_t bytes in [min, max] */
     CFG_DURATION,  /* uint64_t milliseconds in [min, max] */
+    CFG_SECONDS,   /* unsigned seconds: a duration in whole seconds, [min, max] in ms */
     CFG_BOOL,      /* bool */
     CFG_REPROXY,   /* enum reproxy_mode */
 };
@@ -42,12 +43,31 @@ struct cfg_key {
     enum cfg_type type;
     size_t offset;
     char *def;         /* default of a string key */
-    uint64_t min, max; /* CFG_UINT, CFG_SIZE, CFG_DURATION */
+    uint64_t min, max; /* CFG_UINT, CFG_SIZE, CFG_DURATION, CFG_SECONDS */
     const char *expect;
 };
 
 #define LISTEN_EXPECT "HOST:PORT with a numeric IPv4 or [IPv6] host, e.g. 127.0.0.1:8080 or :8080"
 #define F(member) offsetof(struct cfg, member)
+#define LIMITS_CONN_MAX 1000000
+#define PER_IP_EXPECT "an integer from 0 (unlimited) to 1000000"
+#define IDLE_EXPECT "a duration in whole seconds from 0 (never) to 24h such as 30s, 2m, 1h"
+#define MEMORY_EXPECT "a size from 8K to 16M such as 32K, 64K, 1M"
+#define BACKLOG_EXPECT "an integer from 1 to 65535"
+
+/* The keys [dispatcher] and [storaged] share (struct cfg_limits), max_connections aside since
+ * its range differs: LIMIT_KEYS(dispatcher). */
+/* clang-format off */
+#define LIMIT_KEYS(sec)                                                                            \
+    {#sec, "max_connections_per_ip", #sec ".max_connections_per_ip", CFG_UINT,                     \
+     F(sec.limits.max_connections_per_ip), NULL, 0, LIMITS_CONN_MAX, PER_IP_EXPECT},               \
+    {#sec, "idle_timeout", #sec ".idle_timeout", CFG_SECONDS, F(sec.limits.idle_timeout_s), NULL,  \
+     0, 24ULL * 3600 * 1000, IDLE_EXPECT},                                                         \
+    {#sec, "connection_memory", #sec ".connection_memory", CFG_SIZE,                               \
+     F(sec.limits.connection_memory), NULL, 8 << 10, 16 << 20, MEMORY_EXPECT},                     \
+    {#sec, "listen_backlog", #sec ".listen_backlog", CFG_UINT, F(sec.limits.listen_backlog), NULL, \
+     1, 65535, BACKLOG_EXPECT}
+/* clang-format on */
 
 static const struct cfg_key cfg_keys[] = {
     {"database", "url", "database.url", CFG_PG_URL, F(database.url), def_database_url, 0, 0,
@@ -63,12 +83,20 @@ static const struct cfg_key cfg_keys[] = {
      "a size such as 512K, 64M, 5G, at least 1"},
     {"dispatcher", "reproxy", "dispatcher.reproxy", CFG_REPROXY, F(dispatcher.reproxy), NULL, 0, 0,
      "off, x-accel-redirect or x-reproxy-url"},
+    {"dispatcher", "max_connections", "dispatcher.max_connections", CFG_UINT,
+     F(dispatcher.limits.max_connections), NULL, 1, LIMITS_CONN_MAX,
+     "an integer from 1 to 1000000"},
+    LIMIT_KEYS(dispatcher),
     {"storaged", "listen", "storaged.listen", CFG_LISTEN, F(storaged.listen), def_storaged_listen,
      0, 0, LISTEN_EXPECT},
     {"storaged", "root", "storaged.root", CFG_PATH, F(storaged.root), def_storaged_root, 0, 0,
      "a directory path"},
     {"storaged", "fsync", "storaged.fsync", CFG_BOOL, F(storaged.fsync), NULL, 0, 0,
      "on/off, true/false, yes/no or 1/0"},
+    {"storaged", "max_connections", "storaged.max_connections", CFG_UINT,
+     F(storaged.limits.max_connections), NULL, 0, LIMITS_CONN_MAX,
+     "an integer from 0 (derived from the open-file limit) to 1000000"},
+    LIMIT_KEYS(storaged),
     {"repaird", "workers", "repaird.workers", CFG_UINT, F(repaird.workers), NULL, 1, 256,
      "an integer from 1 to 256"},
     {"repaird", "health_interval", "repaird.health_interval", CFG_DURATION,
@@ -90,6 +118,7 @@ static const struct cfg_key cfg_keys[] = {
      "a size such as 512K, 1M, 64M; 0 = no scrub"},
 };
 
+#undef LIMIT_KEYS
 #undef F
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
@@ -119,7 +148,19 @@ void cfg_init(struct cfg *cfg)
     cfg->dispatcher.threads = 4;
     cfg->dispatcher.max_object_size = 5ULL << 30;
     cfg->dispatcher.reproxy = REPROXY_OFF;
+    cfg->dispatcher.limits = (struct cfg_limits){.max_connections = 20000,
+                                                 .idle_timeout_s = 60,
+                                                 .connection_memory = 64 << 10,
+                                                 .listen_backlog = 4096};
     cfg->storaged.fsync = true;
+    /* storaged's pool: libmicrohttpd 0.9.75 zeroes all of it after every request, and small
+     * GETs are its hot path: 16.3 us CPU per 4 KiB GET at 32K against 19.8 us at 128K
+     * (docs/BENCHMARKS.md, storaged profile). The dispatcher's holds the headers and one
+     * upload piece of ~32 KiB. */
+    cfg->storaged.limits = (struct cfg_limits){.max_connections = 0,
+                                               .idle_timeout_s = 60,
+                                               .connection_memory = 32 << 10,
+                                               .listen_backlog = 1024};
     cfg->repaird.workers = 4;
     cfg->repaird.health_interval_ms = 5000;
     cfg->repaird.down_after = 3;
@@ -167,6 +208,16 @@ static int cfg_copy(struct cfg *dst, const struct cfg *src)
         *(char **) cfg_field(dst, k) = s;
     }
     return 0;
+}
+
+const char *cfg_limits_format(const struct cfg_limits *l, char *buf, size_t len)
+{
+    snprintf(buf, len,
+             "max_connections=%u max_connections_per_ip=%u idle_timeout=%us "
+             "connection_memory=%llu listen_backlog=%u",
+             l->max_connections, l->max_connections_per_ip, l->idle_timeout_s,
+             (unsigned long long) l->connection_memory, l->listen_backlog);
+    return buf;
 }
 
 /* ---- value parsers ------------------------------------------------------------------------ */
@@ -472,6 +523,15 @@ static int cfg_apply(struct cfg *cfg, const struct cfg_key *k, const char *value
             r = -ERANGE;
         if (r == 0)
             *(uint64_t *) cfg_field(cfg, k) = v;
+        return r;
+    case CFG_SECONDS:
+        r = parse_duration_ms(value, &v);
+        if (r == 0 && v % 1000 != 0)
+            r = -EINVAL; /* libmicrohttpd counts whole seconds: never round silently */
+        if (r == 0 && (v < k->min || v > k->max))
+            r = -ERANGE;
+        if (r == 0)
+            *(unsigned *) cfg_field(cfg, k) = (unsigned) (v / 1000);
         return r;
     case CFG_BOOL:
         r = parse_bool(value, &flag);

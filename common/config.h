@@ -14,6 +14,16 @@
 
 enum reproxy_mode { REPROXY_OFF = 0, REPROXY_X_ACCEL_REDIRECT, REPROXY_X_REPROXY_URL };
 
+/* The HTTP server limits of one daemon (the same keys in [dispatcher] and [storaged]); handed
+ * to libmicrohttpd as they are (docs/configuration.md, "Connection limits"). */
+struct cfg_limits {
+    unsigned max_connections;        /* total; storaged: 0 = derived from RLIMIT_NOFILE */
+    unsigned max_connections_per_ip; /* 0 = unlimited */
+    unsigned idle_timeout_s;         /* close a connection idle this long; 0 = never */
+    uint64_t connection_memory;      /* bytes of MHD's per-connection pool */
+    unsigned listen_backlog;         /* listen(2) queue of connections not yet accepted */
+};
+
 struct cfg {
     struct {
         char *url; /* [database] url; default "postgresql://stf@127.0.0.1:5432/stf" */
@@ -26,11 +36,13 @@ struct cfg {
         unsigned threads;         /* default 4, 1..256 */
         uint64_t max_object_size; /* bytes; default 5G */
         enum reproxy_mode reproxy;
+        struct cfg_limits limits; /* 20000, 0, 60s, 64K, 4096 */
     } dispatcher;
     struct {
-        char *listen; /* default "127.0.0.1:9001" */
-        char *root;   /* default "/var/lib/stf/disk1" */
-        bool fsync;   /* default on */
+        char *listen;             /* default "127.0.0.1:9001" */
+        char *root;               /* default "/var/lib/stf/disk1" */
+        bool fsync;               /* default on */
+        struct cfg_limits limits; /* 0 (from RLIMIT_NOFILE), 0, 60s, 32K, 1024 */
     } storaged;
     struct {
         unsigned workers;                   /* default 4, 1..256 */
@@ -70,6 +82,10 @@ int cfg_load_file(struct cfg *cfg, const char *path, bool missing_ok, char *err,
 /* Sets one "section.key" to a textual value with the same validation as the file; used for
  * command-line overrides (--listen, --root, ...). Same error convention, without a line. */
 int cfg_set(struct cfg *cfg, const char *section_key, const char *value, char *err, size_t errlen);
+
+/* "max_connections=20000 max_connections_per_ip=0 idle_timeout=60s connection_memory=65536
+ * listen_backlog=4096" for a daemon's event=listening log line; returns buf. */
+const char *cfg_limits_format(const struct cfg_limits *l, char *buf, size_t len);
 
 /* Value parsers shared with the CLIs. Return 0 or -EINVAL / -ERANGE. */
 int parse_size(const char *s, uint64_t *ret);           /* "123", "512K", "64M", "5G", "1T" (1024-based) */

@@ -37,10 +37,10 @@ static void daemon_usage(FILE *out, const char *program, unsigned flags)
     fprintf(out, "  -h, --help              print this help and exit\n");
 }
 
-/* Prints "program: message" and the usage to stderr, exits 2. */
-static void daemon_usage_error(const char *program, unsigned flags, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4), noreturn));
-static void daemon_usage_error(const char *program, unsigned flags, const char *fmt, ...)
+/* Prints one line, "program: message (see program --help)", to stderr and exits 2. */
+static void daemon_usage_error(const char *program, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
+static void daemon_usage_error(const char *program, const char *fmt, ...)
 {
     va_list ap;
 
@@ -48,13 +48,12 @@ static void daemon_usage_error(const char *program, unsigned flags, const char *
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    daemon_usage(stderr, program, flags);
+    fprintf(stderr, " (see %s --help)\n", program);
     exit(2);
 }
 
 /* Applies one command-line override; a refused value is a usage error. */
-static void daemon_override(struct cfg *cfg, const char *program, unsigned flags, const char *key,
+static void daemon_override(struct cfg *cfg, const char *program, const char *key,
                             const char *value)
 {
     char err[512];
@@ -62,7 +61,7 @@ static void daemon_override(struct cfg *cfg, const char *program, unsigned flags
     if (value == NULL)
         return;
     if (cfg_set(cfg, key, value, err, sizeof(err)) < 0)
-        daemon_usage_error(program, flags, "%s", err);
+        daemon_usage_error(program, "%s", err);
 }
 
 void daemon_parse_args(int argc, char **argv, const char *program, unsigned flags, struct cfg *cfg,
@@ -109,8 +108,8 @@ void daemon_parse_args(int argc, char **argv, const char *program, unsigned flag
             break;
         case OPT_LOG_LEVEL:
             if (log_level_parse(optarg, &level) < 0)
-                daemon_usage_error(program, flags,
-                                   "bad --log-level '%.80s' (debug, info, warn or error)", optarg);
+                daemon_usage_error(program, "bad --log-level '%.80s' (debug, info, warn or error)",
+                                   optarg);
             break;
         case OPT_LISTEN:
             listen_addr = optarg;
@@ -122,18 +121,18 @@ void daemon_parse_args(int argc, char **argv, const char *program, unsigned flag
             init = true;
             break;
         case ':':
-            daemon_usage_error(program, flags, "option '%s' needs an argument", argv[optind - 1]);
+            daemon_usage_error(program, "option '%s' needs an argument", argv[optind - 1]);
         default:
             if (optopt > 0 && optopt < 256) {
                 char opt[3] = {'-', (char) optopt, '\0'};
 
-                daemon_usage_error(program, flags, "unknown option '%s'", opt);
+                daemon_usage_error(program, "unknown option '%s'", opt);
             }
-            daemon_usage_error(program, flags, "unknown option '%.80s'", argv[optind - 1]);
+            daemon_usage_error(program, "unknown option '%.80s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        daemon_usage_error(program, flags, "unexpected argument '%.80s'", argv[optind]);
+        daemon_usage_error(program, "unexpected argument '%.80s'", argv[optind]);
     if (help) {
         daemon_usage(stdout, program, flags);
         exit(0);
@@ -154,8 +153,8 @@ void daemon_parse_args(int argc, char **argv, const char *program, unsigned flag
     }
     log_debug("event=config path=%s", path);
     snprintf(listen_key, sizeof(listen_key), "%s.listen", program);
-    daemon_override(cfg, program, flags, listen_key, listen_addr);
-    daemon_override(cfg, program, flags, "storaged.root", root);
+    daemon_override(cfg, program, listen_key, listen_addr);
+    daemon_override(cfg, program, "storaged.root", root);
     ret->init = init;
 }
 

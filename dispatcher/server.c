@@ -19,16 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define SERVER_CONNECTION_LIMIT 20000u
-#define SERVER_MEMORY_LIMIT                                                                        \
-    ((size_t) 64 * 1024) /* headers + one upload chunk (~32 KiB) per                               \
-                          * connection; MHD touches all of it */
-#define SERVER_IDLE_TIMEOUT_S 60u
-#define SERVER_BACKLOG 4096u
 #define SERVER_IDLE_GRACE_MS 1000 /* after the last in-flight request, for idle keep-alives */
 
 static int64_t now_us(void)
@@ -198,7 +193,7 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 }
 
 /* A listening socket that other dispatchers may share (SO_REUSEPORT). */
-static int open_listener(const char *listen_addr, char *ret_addr, size_t ret_len)
+static int open_listener(const char *listen_addr, unsigned backlog, char *ret_addr, size_t ret_len)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -214,7 +209,7 @@ static int open_listener(const char *listen_addr, char *ret_addr, size_t ret_len
         return -errno;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-        bind(fd, (struct sockaddr *) &ss, sl) < 0 || listen(fd, (int) SERVER_BACKLOG) < 0) {
+        bind(fd, (struct sockaddr *) &ss, sl) < 0 || listen(fd, (int) backlog) < 0) {
         r = -errno;
         log_error("event=listen_failed addr=%s error=\"%s\"", listen_addr, strerror(errno));
         close(fd);
@@ -245,31 +240,67 @@ static void check_migrate_req(void)
     fclose(f);
 }
 
+/* MHD splits max_connections among its threads: at most one thread per connection. */
+static unsigned pool_size(const struct cfg *cfg)
+{
+    unsigned threads = cfg->dispatcher.threads ? cfg->dispatcher.threads : 1;
+    unsigned max = cfg->dispatcher.limits.max_connections;
+
+    if (threads <= max)
+        return threads;
+    log_warn("event=threads_clamped threads=%u max_connections=%u", threads, max);
+    return max;
+}
+
+/* Warns when the open-file limit cannot hold max_connections client sockets. */
+static void check_nofile(unsigned max_connections)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (rlim_t) max_connections)
+        log_warn("event=nofile_below_max_connections nofile=%llu max_connections=%u "
+                 "hint=\"raise the open-file limit (ulimit -n, LimitNOFILE=)\"",
+                 (unsigned long long) rl.rlim_cur, max_connections);
+}
+
 int server_start(struct server *s)
 {
     /* poll, not epoll: with MHD 0.9.75's edge-triggered epoll, a client that closes while
      * body bytes are still unread leaves its connection (and request) behind until the idle
      * timeout, which stalls a graceful stop; level-triggered poll sees the close. */
     unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    unsigned threads = s->cfg->dispatcher.threads ? s->cfg->dispatcher.threads : 1;
+    const struct cfg_limits *lim = &s->cfg->dispatcher.limits;
+    unsigned threads = pool_size(s->cfg);
+    char limits[160];
 
-    s->listen_fd = open_listener(s->cfg->dispatcher.listen, s->addr, sizeof(s->addr));
+    check_nofile(lim->max_connections);
+    s->listen_fd =
+        open_listener(s->cfg->dispatcher.listen, lim->listen_backlog, s->addr, sizeof(s->addr));
     if (s->listen_fd < 0)
         return s->listen_fd;
-    s->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_access, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket) s->listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, SERVER_CONNECTION_LIMIT,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, SERVER_MEMORY_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        SERVER_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape,
-        s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+    /* clang-format off */
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s,
+                              MHD_OPTION_LISTEN_SOCKET, (MHD_socket) s->listen_fd,
+                              MHD_OPTION_THREAD_POOL_SIZE, threads,
+                              MHD_OPTION_CONNECTION_LIMIT, lim->max_connections,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim->max_connections_per_ip,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) lim->connection_memory,
+                              MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout_s,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                              MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s,
+                              MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+                              MHD_OPTION_END);
+    /* clang-format on */
     if (!s->mhd) {
         log_error("event=http_start_failed addr=%s", s->addr);
         close(s->listen_fd);
         s->listen_fd = -1;
         return -EIO;
     }
-    log_info("event=listening addr=%s threads=%u", s->addr, threads);
+    log_info("event=listening addr=%s threads=%u %s", s->addr, threads,
+             cfg_limits_format(lim, limits, sizeof(limits)));
     check_migrate_req();
     return 0;
 }

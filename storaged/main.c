@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,13 +20,6 @@
 #include <unistd.h>
 
 #define STORAGED_THREADS_MAX 256
-/* MHD's per-connection pool: it bounds the request head and sets the upload piece per
- * callback (~64 KiB at 128 KiB). libmicrohttpd 0.9.75 zeroes the whole pool after every
- * request, so a larger pool costs every keep-alive GET a bigger memset. Small GETs are the
- * hot path: 32 KiB (~16 KiB per upload callback) measured 16.3 us CPU per 4 KiB GET against
- * 19.8 us at 128 KiB and ~21 us at 256 KiB (docs/BENCHMARKS.md, storaged profile). */
-#define STORAGED_CONN_MEMORY (32 * 1024)
-#define STORAGED_CONN_TIMEOUT_S 60
 #define STORAGED_DRAIN_S 60 /* longest wait for requests in flight after SIGTERM */
 
 /* The shared parser prints the common usage and exits 0 on --help; storaged's own flag is
@@ -98,11 +92,35 @@ static rlim_t raise_nofile(void)
 
 /* A connection may hold its socket, a file being sent or written, and a directory being
  * fsync'd: three descriptors, plus a reserve for the process itself. */
-static unsigned connection_limit(rlim_t nofile)
+static unsigned nofile_connections(rlim_t nofile)
 {
     uint64_t n = nofile > 256 ? ((uint64_t) nofile - 64) / 3 : 64;
 
-    return (unsigned) (n > 100000 ? 100000 : n);
+    return (unsigned) (n > UINT_MAX ? UINT_MAX : n);
+}
+
+/* The limits in force: storaged.max_connections, 0 meaning what the open-file limit allows
+ * (at most 100000), and never more than that (the connections beyond would fail their PUTs
+ * with EMFILE); at most one worker thread per connection. */
+static void effective_limits(const struct cfg *cfg, rlim_t nofile, struct sd_server_opts *o)
+{
+    unsigned allowed = nofile_connections(nofile);
+
+    o->limits = cfg->storaged.limits;
+    if (o->limits.max_connections == 0) {
+        o->limits.max_connections = allowed > 100000 ? 100000 : allowed;
+    } else if (o->limits.max_connections > allowed) {
+        log_warn("event=limit_clamped key=storaged.max_connections configured=%u allowed=%u "
+                 "nofile=%" PRIu64 " hint=\"raise the open-file limit (ulimit -n, LimitNOFILE=) "
+                 "to 3 per connection + 64\"",
+                 o->limits.max_connections, allowed, (uint64_t) nofile);
+        o->limits.max_connections = allowed;
+    }
+    if (o->threads > o->limits.max_connections) {
+        log_warn("event=threads_clamped threads=%u max_connections=%u", o->threads,
+                 o->limits.max_connections);
+        o->threads = o->limits.max_connections;
+    }
 }
 
 static int check_root(const char *root, char id[MARKER_ID_LEN + 1], char *reason, size_t len)
@@ -153,7 +171,7 @@ int main(int argc, char **argv)
     struct sd_server *srv = NULL;
     struct blob_store *store = NULL;
     struct cfg cfg;
-    char reason[1024], id[MARKER_ID_LEN + 1];
+    char reason[1024], id[MARKER_ID_LEN + 1], limits[160];
     unsigned threads, tmp_removed = 0;
     uint64_t files = 0;
     long ncpu;
@@ -191,14 +209,12 @@ int main(int argc, char **argv)
 
     opts.listen = cfg.storaged.listen;
     opts.threads = threads;
-    opts.connection_limit = connection_limit(raise_nofile());
-    opts.connection_memory = STORAGED_CONN_MEMORY;
-    opts.connection_timeout_s = STORAGED_CONN_TIMEOUT_S;
+    effective_limits(&cfg, raise_nofile(), &opts);
     r = sd_server_start(store, &opts, &srv, reason, sizeof(reason));
     if (r < 0)
         goto refused;
-    log_info("event=listening addr=%s threads=%u connection_limit=%u", sd_server_address(srv),
-             threads, opts.connection_limit);
+    log_info("event=listening addr=%s threads=%u %s", sd_server_address(srv), opts.threads,
+             cfg_limits_format(&opts.limits, limits, sizeof(limits)));
 
     while ((sig = daemon_wait_signal()) == SIGHUP)
         log_info("event=sighup action=none");

@@ -1,4 +1,4 @@
-/* storaged/server.c — libmicrohttpd setup (epoll thread pool, limits), the request lifecycle
+/* storaged/server.c — libmicrohttpd setup (poll thread pool, limits), the request lifecycle
  * (raw-target check, routing, body streaming, completion, per-request log) and quiescing. */
 #include "server.h"
 
@@ -278,10 +278,13 @@ int sd_server_start(struct blob_store *store, const struct sd_server_opts *o,
                               MHD_OPTION_EXTERNAL_LOGGER, sd_mhd_log, NULL,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
                               MHD_OPTION_THREAD_POOL_SIZE, (unsigned) o->threads,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned) o->connection_limit,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) o->connection_memory,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) o->connection_timeout_s,
-                              MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned) 1024,
+                              MHD_OPTION_CONNECTION_LIMIT, o->limits.max_connections,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                              o->limits.max_connections_per_ip,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                              (size_t) o->limits.connection_memory,
+                              MHD_OPTION_CONNECTION_TIMEOUT, o->limits.idle_timeout_s,
+                              MHD_OPTION_LISTEN_BACKLOG_SIZE, o->limits.listen_backlog,
                               MHD_OPTION_URI_LOG_CALLBACK, sd_uri_log, s,
                               MHD_OPTION_NOTIFY_COMPLETED, sd_completed, s,
                               MHD_OPTION_END);

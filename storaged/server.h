@@ -1,4 +1,4 @@
-/* storaged/server.h — the HTTP server: libmicrohttpd with a pool of epoll threads, the
+/* storaged/server.h — the HTTP server: libmicrohttpd with a pool of poll threads, the
  * request lifecycle around the endpoints, and a graceful stop. */
 #ifndef STF_STORAGED_SERVER_H
 #define STF_STORAGED_SERVER_H
@@ -6,15 +6,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config.h"
+
 struct blob_store;
 struct sd_server;
 
 struct sd_server_opts {
-    const char *listen;            /* "HOST:PORT", port 0 = ephemeral */
-    unsigned threads;              /* MHD worker threads (epoll each), >= 1 */
-    unsigned connection_limit;     /* total, shared by the workers */
-    size_t connection_memory;      /* per-connection pool: header bound and upload chunk size */
-    unsigned connection_timeout_s; /* idle connections are closed after this; 0 = never */
+    const char *listen; /* "HOST:PORT", port 0 = ephemeral */
+    unsigned threads;   /* MHD worker threads (poll each), 1..limits.max_connections */
+    /* effective limits (max_connections >= 1, shared by the workers); connection_memory is
+     * the per-connection pool: header bound and upload chunk size */
+    struct cfg_limits limits;
 };
 
 /* Starts listening and serving store. On success *ret is owned by the caller (release with

@@ -38,6 +38,22 @@ static bool str_eq(const char *a, const char *b)
     return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+static bool limits_equal(const struct cfg_limits *a, const struct cfg_limits *b)
+{
+    return a->max_connections == b->max_connections &&
+           a->max_connections_per_ip == b->max_connections_per_ip &&
+           a->idle_timeout_s == b->idle_timeout_s && a->connection_memory == b->connection_memory &&
+           a->listen_backlog == b->listen_backlog;
+}
+
+static bool limits_are(const struct cfg_limits *l, unsigned max, unsigned per_ip, unsigned idle_s,
+                       uint64_t memory, unsigned backlog)
+{
+    const struct cfg_limits want = {max, per_ip, idle_s, memory, backlog};
+
+    return limits_equal(l, &want);
+}
+
 static bool cfg_equal(const struct cfg *a, const struct cfg *b)
 {
     return str_eq(a->database.url, b->database.url) && str_eq(a->redis.url, b->redis.url) &&
@@ -45,6 +61,8 @@ static bool cfg_equal(const struct cfg *a, const struct cfg *b)
            a->dispatcher.threads == b->dispatcher.threads &&
            a->dispatcher.max_object_size == b->dispatcher.max_object_size &&
            a->dispatcher.reproxy == b->dispatcher.reproxy &&
+           limits_equal(&a->dispatcher.limits, &b->dispatcher.limits) &&
+           limits_equal(&a->storaged.limits, &b->storaged.limits) &&
            str_eq(a->storaged.listen, b->storaged.listen) &&
            str_eq(a->storaged.root, b->storaged.root) && a->storaged.fsync == b->storaged.fsync &&
            a->repaird.workers == b->repaird.workers &&
@@ -65,6 +83,8 @@ static void base_cfg(struct cfg *cfg)
     cfg_set(cfg, "dispatcher.threads", "7", err, sizeof(err));
     cfg_set(cfg, "storaged.root", "/base/root", err, sizeof(err));
     cfg_set(cfg, "repaird.rebalance_window", "02:00-03:00", err, sizeof(err));
+    cfg_set(cfg, "storaged.idle_timeout", "7s", err, sizeof(err));
+    cfg_set(cfg, "dispatcher.max_connections", "77", err, sizeof(err));
 }
 
 /* Loads text; checks the return code, the exact message ("PATH:LINE: msg", or "PATH: msg"
@@ -105,6 +125,10 @@ static void test_defaults(void)
     CHECK_STR(cfg.storaged.listen, "127.0.0.1:9001", "default storaged.listen");
     CHECK_STR(cfg.storaged.root, "/var/lib/stf/disk1", "default storaged.root");
     CHECK(cfg.storaged.fsync, "default fsync on");
+    CHECK(limits_are(&cfg.dispatcher.limits, 20000, 0, 60, 64 << 10, 4096),
+          "default dispatcher limits 20000, 0, 60s, 64K, 4096");
+    CHECK(limits_are(&cfg.storaged.limits, 0, 0, 60, 32 << 10, 1024),
+          "default storaged limits 0 (from RLIMIT_NOFILE), 0, 60s, 32K, 1024");
     CHECK(cfg.repaird.workers == 4, "default workers");
     CHECK(cfg.repaird.health_interval_ms == 5000, "default health_interval 5s");
     CHECK(cfg.repaird.down_after == 3, "default down_after");
@@ -137,10 +161,20 @@ static void test_full_file(void)
                "threads = 256\n"
                "max_object_size = 1T # inline hash comment\n"
                "reproxy = X-Accel-Redirect\n"
+               "max_connections = 1000000\n"
+               "max_connections_per_ip = 1000000\n"
+               "idle_timeout = 24h\n"
+               "connection_memory = 16M\n"
+               "listen_backlog = 65535\n"
                "[storaged]\n"
                "listen = :9009\n"
                "root = /srv/disk #1 ; the first\n"
                "fsync = off\n"
+               "max_connections = 0\n"
+               "max_connections_per_ip = 3\n"
+               "idle_timeout = 0\n"
+               "connection_memory = 8K\n"
+               "listen_backlog = 1\n"
                "[repaird]\n"
                "workers = 1\n"
                "health_interval = 250ms\n"
@@ -161,6 +195,10 @@ static void test_full_file(void)
     CHECK_STR(cfg.storaged.listen, ":9009", "listen with empty host");
     CHECK_STR(cfg.storaged.root, "/srv/disk", "'#' after blank starts a comment");
     CHECK(!cfg.storaged.fsync, "fsync off");
+    CHECK(limits_are(&cfg.dispatcher.limits, 1000000, 1000000, 24 * 3600, 16 << 20, 65535),
+          "dispatcher limits at their maxima");
+    CHECK(limits_are(&cfg.storaged.limits, 0, 3, 0, 8 << 10, 1),
+          "storaged limits at their minima (max_connections 0 = from the open-file limit)");
     CHECK(cfg.repaird.workers == 1, "workers at min");
     CHECK(cfg.repaird.health_interval_ms == 250, "250ms");
     CHECK(cfg.repaird.down_after == 0, "down_after 0 = never");
@@ -197,6 +235,80 @@ static void test_full_file(void)
     cfg_release(&cfg);
 }
 
+/* The connection limits: every bound of every key, in both sections. */
+static void test_limit_errors(void)
+{
+    expect_error("[dispatcher]\nmax_connections = 0\n", -ERANGE, 2,
+                 "bad value for dispatcher.max_connections: '0' (out of range: an integer from 1 "
+                 "to 1000000)");
+    expect_error("[storaged]\nfsync = on\nmax_connections = 1000001\n", -ERANGE, 3,
+                 "bad value for storaged.max_connections: '1000001' (out of range: an integer "
+                 "from 0 (derived from the open-file limit) to 1000000)");
+    expect_error("[dispatcher]\nmax_connections_per_ip = -1\n", -EINVAL, 2,
+                 "bad value for dispatcher.max_connections_per_ip: '-1' (an integer from 0 "
+                 "(unlimited) to 1000000)");
+    expect_error("[storaged]\nmax_connections_per_ip = 1000001\n", -ERANGE, 2,
+                 "bad value for storaged.max_connections_per_ip: '1000001' (out of range: an "
+                 "integer from 0 (unlimited) to 1000000)");
+    expect_error("[dispatcher]\nidle_timeout = 1500ms\n", -EINVAL, 2,
+                 "bad value for dispatcher.idle_timeout: '1500ms' (a duration in whole seconds "
+                 "from 0 (never) to 24h such as 30s, 2m, 1h)");
+    expect_error("[storaged]\nidle_timeout = 999ms\n", -EINVAL, 2,
+                 "bad value for storaged.idle_timeout: '999ms' (a duration in whole seconds "
+                 "from 0 (never) to 24h such as 30s, 2m, 1h)");
+    expect_error("[storaged]\nidle_timeout = 25h\n", -ERANGE, 2,
+                 "bad value for storaged.idle_timeout: '25h' (out of range: a duration in whole "
+                 "seconds from 0 (never) to 24h such as 30s, 2m, 1h)");
+    expect_error("[dispatcher]\nconnection_memory = 8191\n", -ERANGE, 2,
+                 "bad value for dispatcher.connection_memory: '8191' (out of range: a size from "
+                 "8K to 16M such as 32K, 64K, 1M)");
+    expect_error("[storaged]\nconnection_memory = 17M\n", -ERANGE, 2,
+                 "bad value for storaged.connection_memory: '17M' (out of range: a size from 8K "
+                 "to 16M such as 32K, 64K, 1M)");
+    expect_error("[storaged]\nconnection_memory = 32KB\n", -EINVAL, 2,
+                 "bad value for storaged.connection_memory: '32KB' (a size from 8K to 16M such "
+                 "as 32K, 64K, 1M)");
+    expect_error("[dispatcher]\nlisten_backlog = 0\n", -ERANGE, 2,
+                 "bad value for dispatcher.listen_backlog: '0' (out of range: an integer from 1 "
+                 "to 65535)");
+    expect_error("[storaged]\nlisten_backlog = 65536\n", -ERANGE, 2,
+                 "bad value for storaged.listen_backlog: '65536' (out of range: an integer from "
+                 "1 to 65535)");
+}
+
+static void test_limits_set(void)
+{
+    struct cfg cfg;
+    char err[512] = "", buf[160];
+
+    cfg_init(&cfg);
+    CHECK(cfg_set(&cfg, "dispatcher.idle_timeout", "2m", err, sizeof(err)) == 0 &&
+              cfg.dispatcher.limits.idle_timeout_s == 120,
+          "idle_timeout 2m = 120 s (%s)", err);
+    CHECK(cfg_set(&cfg, "storaged.idle_timeout", "3000ms", err, sizeof(err)) == 0 &&
+              cfg.storaged.limits.idle_timeout_s == 3,
+          "idle_timeout 3000ms = 3 s (%s)", err);
+    CHECK(cfg_set(&cfg, "storaged.idle_timeout", "2", err, sizeof(err)) == 0 &&
+              cfg.storaged.limits.idle_timeout_s == 2,
+          "idle_timeout: a bare number is seconds (%s)", err);
+    CHECK(cfg_set(&cfg, "storaged.idle_timeout", "1ms", err, sizeof(err)) == -EINVAL &&
+              cfg.storaged.limits.idle_timeout_s == 2,
+          "idle_timeout 1ms refused, value kept");
+    CHECK_STR(err,
+              "bad value for storaged.idle_timeout: '1ms' (a duration in whole seconds from 0 "
+              "(never) to 24h such as 30s, 2m, 1h)",
+              "cfg_set message without a line");
+    CHECK(cfg_set(&cfg, "storaged.max_connections", "5", err, sizeof(err)) == 0 &&
+              cfg.storaged.limits.max_connections == 5 &&
+              cfg.dispatcher.limits.max_connections == 20000,
+          "the sections' limits are separate");
+    CHECK_STR(cfg_limits_format(&cfg.storaged.limits, buf, sizeof(buf)),
+              "max_connections=5 max_connections_per_ip=0 idle_timeout=2s "
+              "connection_memory=32768 listen_backlog=1024",
+              "cfg_limits_format");
+    cfg_release(&cfg);
+}
+
 static void test_errors(void)
 {
     char text[8192];
@@ -207,9 +319,11 @@ static void test_errors(void)
                  "repaird)");
     expect_error("[dispatcher]\nthreads = 9\n\n; c\nlistn = 1.2.3.4:1\n", -EINVAL, 5,
                  "unknown key 'listn' in [dispatcher] (known: listen, threads, max_object_size, "
-                 "reproxy)");
+                 "reproxy, max_connections, max_connections_per_ip, idle_timeout, "
+                 "connection_memory, listen_backlog)");
     expect_error("[storaged]\nurl = x\n", -EINVAL, 2,
-                 "unknown key 'url' in [storaged] (known: listen, root, fsync)");
+                 "unknown key 'url' in [storaged] (known: listen, root, fsync, max_connections, "
+                 "max_connections_per_ip, idle_timeout, connection_memory, listen_backlog)");
     expect_error("[Dispatcher]\n", -EINVAL, 1,
                  "unknown section [Dispatcher] (expected database, redis, dispatcher, storaged or "
                  "repaird)");
@@ -298,6 +412,7 @@ static void test_errors(void)
                  "IPv4 or [IPv6] host, e.g. 127.0.0.1:8080 or :8080)");
     expect_error("[storaged]\nfsync = maybe\n", -EINVAL, 2,
                  "bad value for storaged.fsync: 'maybe' (on/off, true/false, yes/no or 1/0)");
+    test_limit_errors();
     expect_error("[storaged]\nroot = \"\"\n", -EINVAL, 2,
                  "bad value for storaged.root: '' (a directory path)");
     expect_error("[repaird]\nworkers = 2\nhealth_interval = 5x\n", -EINVAL, 3,
@@ -779,7 +894,9 @@ static void test_daemon(void)
 
     RUN(&res, "storaged", sflags, "-c", badconf, "--listen", "127.0.0.1:1");
     snprintf(want, sizeof(want),
-             "storaged: %s:2: unknown key 'lisn' in [storaged] (known: listen, root, fsync)\n",
+             "storaged: %s:2: unknown key 'lisn' in [storaged] (known: listen, root, fsync, "
+             "max_connections, max_connections_per_ip, idle_timeout, connection_memory, "
+             "listen_backlog)\n",
              badconf);
     CHECK(res.status == 1 && check_streq(res.err, want), "bad config: exit 1, one line: %s",
           one_line(res.err));
@@ -788,17 +905,20 @@ static void test_daemon(void)
           "missing -c file: exit 1");
 
     RUN(&res, "storaged", sflags, "--bogus");
-    CHECK(res.status == 2 && starts_with(res.err, "storaged: unknown option '--bogus'\nUsage:"),
-          "unknown long option: exit 2 with usage: %.60s", one_line(res.err));
+    CHECK(res.status == 2 &&
+              check_streq(res.err, "storaged: unknown option '--bogus' (see storaged --help)\n"),
+          "unknown long option: exit 2, one line: %.60s", one_line(res.err));
     RUN(&res, "storaged", sflags, "-x");
-    CHECK(res.status == 2 && starts_with(res.err, "storaged: unknown option '-x'\n"),
+    CHECK(res.status == 2 &&
+              check_streq(res.err, "storaged: unknown option '-x' (see storaged --help)\n"),
           "unknown short option: %.60s", one_line(res.err));
     RUN(&res, "storaged", sflags, "--listen");
-    CHECK(res.status == 2 && starts_with(res.err, "storaged: option '--listen' needs an "
-                                                  "argument\nUsage:"),
+    CHECK(res.status == 2 && check_streq(res.err, "storaged: option '--listen' needs an "
+                                                  "argument (see storaged --help)\n"),
           "missing argument: %.60s", one_line(res.err));
     RUN(&res, "storaged", sflags, "-c");
-    CHECK(res.status == 2 && starts_with(res.err, "storaged: option '-c' needs an argument\n"),
+    CHECK(res.status == 2 && check_streq(res.err, "storaged: option '-c' needs an argument "
+                                                  "(see storaged --help)\n"),
           "missing -c argument: %.60s", one_line(res.err));
     RUN(&res, "repaird", 0, "--listen", "127.0.0.1:1");
     CHECK(res.status == 2 && starts_with(res.err, "repaird: unknown option '--listen'"),
@@ -807,12 +927,13 @@ static void test_daemon(void)
     CHECK(res.status == 2 && starts_with(res.err, "dispatcher: unknown option '--root'"),
           "dispatcher refuses --root: %.60s", one_line(res.err));
     RUN(&res, "storaged", sflags, "-c", path, "extra");
-    CHECK(res.status == 2 && starts_with(res.err, "storaged: unexpected argument 'extra'\n"),
+    CHECK(res.status == 2 &&
+              check_streq(res.err, "storaged: unexpected argument 'extra' (see storaged --help)\n"),
           "positional argument: %.60s", one_line(res.err));
     RUN(&res, "storaged", sflags, "--log-level", "loud");
     CHECK(res.status == 2 &&
-              starts_with(res.err, "storaged: bad --log-level 'loud' (debug, info, warn or "
-                                   "error)\n"),
+              check_streq(res.err, "storaged: bad --log-level 'loud' (debug, info, warn or "
+                                   "error) (see storaged --help)\n"),
           "bad log level: %.60s", one_line(res.err));
     RUN(&res, "storaged", sflags, "-c", path, "--listen", "localhost:1");
     CHECK(res.status == 2 &&
@@ -898,6 +1019,7 @@ int main(void)
     test_errors();
     test_parsers();
     test_set();
+    test_limits_set();
     test_paths();
     test_example();
     test_daemon();
