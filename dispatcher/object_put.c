@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define PUT_MAX_CLUSTERS 64
 #define PUT_MAX_TARGETS 64
@@ -70,24 +69,26 @@ static void put_release(struct request *req, bool completed_ok)
     req->state = NULL;
 }
 
-/* Content-Length as a number; -1 when absent/chunked, -2 when malformed. */
+/* Content-Length as a number (INT64_MAX for 19 digits or more: over any max_object_size); -1
+ * when absent/chunked, -2 when malformed. */
 static int64_t content_length(struct request *req)
 {
     const char *cl = req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te = req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     int64_t v = 0;
 
-    if (te && strcasecmp(te, "identity") != 0)
-        return -1;
+    if (te)
+        return -1; /* chunked: the router refused every other coding */
     if (!cl)
         return 0; /* no body */
-    if (!*cl || strlen(cl) > 18)
+    if (!*cl || strspn(cl, "0123456789") != strlen(cl))
         return -2;
-    for (const char *s = cl; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return -2;
+    while (cl[0] == '0' && cl[1])
+        cl++;
+    if (strlen(cl) > 18)
+        return INT64_MAX;
+    for (const char *s = cl; *s; s++)
         v = v * 10 + (*s - '0');
-    }
     return v;
 }
 

@@ -1,5 +1,6 @@
-/* dispatcher/request.c — small accessors shared by the handlers: headers, query arguments and
- * the pacing of requests whose body is ignored. */
+/* dispatcher/request.c — small accessors shared by the handlers: headers, query arguments, the
+ * pacing of requests whose body is ignored, and the checks of a request's method token and
+ * message framing (RFC 9112 §6) that libmicrohttpd leaves to the application. */
 #include "request.h"
 
 #include <ctype.h>
@@ -22,7 +23,7 @@ bool req_has_body(struct request *req)
     const char *cl = req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te = req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
 
-    if (te && *te)
+    if (te)
         return true;
     if (!cl)
         return false;
@@ -40,6 +41,120 @@ bool req_skip_body(struct request *req, size_t *size)
         return true;
     }
     return false;
+}
+
+/* RFC 9110 §5.6.2 tchar. */
+static bool is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+struct header_count {
+    const char *name;
+    unsigned n;
+    const char *last;
+};
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    struct header_count *c = cls;
+
+    (void) kind;
+    if (strcasecmp(key, c->name) == 0) {
+        c->n++;
+        c->last = value;
+    }
+    return MHD_YES;
+}
+
+/* How many times the request holds header name; *ret_last (if given): the last one's value. */
+static unsigned header_count(struct request *req, const char *name, const char **ret_last)
+{
+    struct header_count c = {name, 0, NULL};
+
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_header, &c);
+    if (ret_last)
+        *ret_last = c.last;
+    return c.n;
+}
+
+/* Whether the last coding of a Transfer-Encoding list is "chunked". */
+static bool te_ends_chunked(const char *te)
+{
+    const char *last = strrchr(te, ',');
+    size_t n;
+
+    last = last ? last + 1 : te;
+    last += strspn(last, " \t");
+    n = strcspn(last, " \t");
+    return n == 7 && strncasecmp(last, "chunked", 7) == 0 && last[n + strspn(last + n, " \t")] == 0;
+}
+
+const char *req_framing_invalid(struct request *req, unsigned *ret_status)
+{
+    unsigned cl, te_n;
+    const char *te;
+
+    *ret_status = 400;
+    for (const char *m = req->method; m && *m; m++) {
+        if (!is_tchar((unsigned char) *m))
+            return "malformed request method";
+    }
+    cl = header_count(req, MHD_HTTP_HEADER_CONTENT_LENGTH, NULL);
+    te_n = header_count(req, MHD_HTTP_HEADER_TRANSFER_ENCODING, &te);
+    if (cl > 1)
+        return "several Content-Length headers";
+    if (te_n > 1)
+        return "several Transfer-Encoding headers";
+    if (te_n && cl)
+        return "Content-Length and Transfer-Encoding together";
+    if (!te || strcasecmp(te, "chunked") == 0)
+        return NULL;
+    if (!te_ends_chunked(te))
+        return "Transfer-Encoding does not end with chunked";
+    *ret_status = 501;
+    return "only the chunked Transfer-Encoding is implemented";
+}
+
+/* Length of the host part of an authority ("user@" already skipped): up to the port. */
+static size_t host_len(const char *s, size_t n)
+{
+    const char *close;
+
+    if (n > 0 && s[0] == '[') {
+        close = memchr(s, ']', n);
+        return close ? (size_t) (close - s) + 1 : n;
+    }
+    close = memchr(s, ':', n);
+    return close ? (size_t) (close - s) : n;
+}
+
+const char *req_move_destination_refused(struct request *req)
+{
+    const char *v, *host = req_header(req, MHD_HTTP_HEADER_HOST), *p, *auth, *at;
+    size_t alen, dlen;
+
+    if (header_count(req, "X-STF-Move-Destination", &v) > 1)
+        return "several X-STF-Move-Destination headers";
+    if (!v || !host)
+        return NULL;
+    for (p = v; isalnum((unsigned char) *p) || *p == '+' || *p == '-' || *p == '.'; p++)
+        ;
+    if (p == v || !isalpha((unsigned char) v[0]) || strncmp(p, "://", 3) != 0)
+        return NULL;
+    auth = p + 3;
+    alen = strcspn(auth, "/?#");
+    at = memchr(auth, '@', alen);
+    if (at) {
+        alen -= (size_t) (at + 1 - auth);
+        auth = at + 1;
+    }
+    dlen = host_len(auth, alen);
+    if (dlen != host_len(host, strlen(host)) || strncasecmp(auth, host, dlen) != 0)
+        return "X-STF-Move-Destination names another host";
+    return NULL;
 }
 
 static int hexval(char c)

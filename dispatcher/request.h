@@ -26,6 +26,7 @@ struct request {
     char rid[65];       /* request id: the client's X-Request-Id, else a fresh one */
     enum req_method m;
     int64_t start_us;
+    size_t raw_len;  /* length of the request target as received (server.c: NUL detection) */
     unsigned calls;  /* access-handler calls so far, this one included */
     unsigned status; /* the status queued, 0 until then */
     uint64_t bytes_in;
@@ -45,6 +46,16 @@ const char *req_header(struct request *req, const char *name);
 const char *req_arg(struct request *req, const char *name);
 /* Whether the client announced a body (Content-Length > 0 or Transfer-Encoding). */
 bool req_has_body(struct request *req);
+
+/* NULL, or why the request's method token or message framing is refused (several
+ * Content-Length or Transfer-Encoding headers, both together, a coding other than chunked), with
+ * its status (400, or 501 for a coding that ends with chunked) in *ret_status. */
+const char *req_framing_invalid(struct request *req, unsigned *ret_status);
+
+/* NULL, or why X-STF-Move-Destination is refused before it is read: it is sent several times, or
+ * it is an absolute URL naming a host other than the request's Host (ports are not compared: a
+ * front proxy may rewrite them). */
+const char *req_move_destination_refused(struct request *req);
 
 /* X-STF-Move-Destination as a percent-decoded path (an absolute URL is reduced to its path).
  * NULL when absent or out of memory; the caller free()s it. */

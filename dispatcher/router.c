@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void route_error(struct request *req, unsigned status, const char *reason)
+void router_refuse(struct request *req, unsigned status, const char *reason)
 {
     req->error_status = status;
     req->error_reason = reason;
@@ -73,7 +73,7 @@ static void route_bucket(struct request *req)
         req->handler = bucket_head;
         break;
     default:
-        route_error(req, 405, "method not allowed on a bucket");
+        router_refuse(req, 405, "method not allowed on a bucket");
     }
 }
 
@@ -97,24 +97,35 @@ static void route_object(struct request *req)
         req->handler = object_post;
         break;
     default:
-        route_error(req, 405, "method not allowed on an object");
+        router_refuse(req, 405, "method not allowed on an object");
     }
 }
 
 void router_route(struct request *req, const char *url)
 {
     const char *p, *slash, *why;
+    unsigned status;
     size_t blen;
 
+    why = req_framing_invalid(req, &status);
+    if (why) {
+        router_refuse(req, status, why);
+        return;
+    }
+    why = req->m == RM_MOVE ? req_move_destination_refused(req) : NULL;
+    if (why) {
+        router_refuse(req, 400, why);
+        return;
+    }
     if (strcmp(url, "/_health") == 0 || strcmp(url, "/_metrics") == 0) {
         if (req->m != RM_GET && req->m != RM_HEAD)
-            route_error(req, 405, "method not allowed");
+            router_refuse(req, 405, "method not allowed");
         else
             req->handler = url[2] == 'h' ? health_get : metrics_get;
         return;
     }
     if (url[0] != '/' || url[1] == '\0') {
-        route_error(req, 400, "the path must name a bucket: /bucket or /bucket/object");
+        router_refuse(req, 400, "the path must name a bucket: /bucket or /bucket/object");
         return;
     }
     p = url + 1;
@@ -122,7 +133,7 @@ void router_route(struct request *req, const char *url)
     blen = slash ? (size_t) (slash - p) : strlen(p);
     why = names_bucket_invalid(p, blen);
     if (why) {
-        route_error(req, 400, why);
+        router_refuse(req, 400, why);
         return;
     }
     memcpy(req->bucket, p, blen);
@@ -134,12 +145,12 @@ void router_route(struct request *req, const char *url)
     p = slash + 1;
     why = names_object_invalid(p, strlen(p));
     if (why) {
-        route_error(req, 400, why);
+        router_refuse(req, 400, why);
         return;
     }
     req->object = strdup(p);
     if (!req->object) {
-        route_error(req, 500, "out of memory");
+        router_refuse(req, 500, "out of memory");
         return;
     }
     route_object(req);

@@ -9,4 +9,7 @@ struct request;
 /* Sets req->handler (always) and req->bucket/object. */
 void router_route(struct request *req, const char *url);
 
+/* Answers the request with status and a one-line reason (a static string) instead. */
+void router_refuse(struct request *req, unsigned status, const char *reason);
+
 #endif

@@ -1,4 +1,4 @@
-/* dispatcher/server.c — libmicrohttpd set-up (thread pool + epoll, suspend/resume), the shared
+/* dispatcher/server.c — libmicrohttpd set-up (thread pool + poll, suspend/resume), the shared
  * SO_REUSEPORT listening socket, per-request life cycle (creation, routing, completion with
  * metrics and handler cleanup) and the graceful stop. */
 #include "server.h"
@@ -73,6 +73,42 @@ static enum req_method method_of(const char *m)
     return RM_OTHER;
 }
 
+/* Allocates the request as soon as its target is read, to record the target's raw length:
+ * MHD cuts the target at a raw NUL byte, which on_access() detects by that length. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct request *req = calloc(1, sizeof(*req));
+
+    if (!req)
+        return NULL;
+    req->srv = cls;
+    req->conn = conn;
+    req->raw_len = strlen(uri);
+    return req;
+}
+
+/* The first access-handler call: the request is counted and routed. */
+static void on_first_access(struct server *s, struct request *req, const char *url,
+                            const char *method, const char *version)
+{
+    req->method = method;
+    req->m = method_of(method);
+    req->start_us = now_us();
+    request_id(req);
+    atomic_fetch_add(&s->inflight, 1);
+    metrics_gauge_add(MG_INFLIGHT, 1);
+    /* the version string follows the whole target as received */
+    if (version > url && (size_t) (version - url) - 1 != req->raw_len) {
+        router_refuse(req, 400, "NUL byte in request target");
+        return;
+    }
+    if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && !req_header(req, MHD_HTTP_HEADER_HOST)) {
+        router_refuse(req, 400, "missing Host header (HTTP/1.1)");
+        return;
+    }
+    router_route(req, url);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -80,22 +116,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     struct server *s = cls;
     struct request *req = *con_cls;
 
-    (void) version;
-    if (!req) {
-        req = calloc(1, sizeof(*req));
-        if (!req)
-            return MHD_NO;
-        req->srv = s;
-        req->conn = conn;
-        req->method = method;
-        req->m = method_of(method);
-        req->start_us = now_us();
-        request_id(req);
-        *con_cls = req;
-        atomic_fetch_add(&s->inflight, 1);
-        metrics_gauge_add(MG_INFLIGHT, 1);
-        router_route(req, url);
-    }
+    if (!req)
+        return MHD_NO; /* out of memory in on_uri() */
+    (void) conn;
+    if (req->calls == 0)
+        on_first_access(s, req, url, method, version);
     req->calls++;
     if (*upload_data_size > 0) {
         req->bytes_in += *upload_data_size;
@@ -115,6 +140,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     *con_cls = NULL;
+    if (req->calls == 0) { /* the target was read, the rest of the head was not */
+        free(req);
+        return;
+    }
     usec = now_us() - req->start_us;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         log_info("event=request_aborted rid=%s method=%s bucket=%s status=%u reason=%d", req->rid,
@@ -287,6 +316,7 @@ int server_start(struct server *s)
                               MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim->max_connections_per_ip,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) lim->connection_memory,
                               MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout_s,
+                              MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                               MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                               MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, s,
