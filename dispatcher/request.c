@@ -3,6 +3,8 @@
  * message framing (RFC 9112 §6) that libmicrohttpd leaves to the application. */
 #include "request.h"
 
+#include "http_framing.h"
+
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,72 +52,14 @@ static bool is_tchar(unsigned char c)
            (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-struct header_count {
-    const char *name;
-    unsigned n;
-    const char *last;
-};
-
-static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value)
-{
-    struct header_count *c = cls;
-
-    (void) kind;
-    if (strcasecmp(key, c->name) == 0) {
-        c->n++;
-        c->last = value;
-    }
-    return MHD_YES;
-}
-
-/* How many times the request holds header name; *ret_last (if given): the last one's value. */
-static unsigned header_count(struct request *req, const char *name, const char **ret_last)
-{
-    struct header_count c = {name, 0, NULL};
-
-    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_header, &c);
-    if (ret_last)
-        *ret_last = c.last;
-    return c.n;
-}
-
-/* Whether the last coding of a Transfer-Encoding list is "chunked". */
-static bool te_ends_chunked(const char *te)
-{
-    const char *last = strrchr(te, ',');
-    size_t n;
-
-    last = last ? last + 1 : te;
-    last += strspn(last, " \t");
-    n = strcspn(last, " \t");
-    return n == 7 && strncasecmp(last, "chunked", 7) == 0 && last[n + strspn(last + n, " \t")] == 0;
-}
-
 const char *req_framing_invalid(struct request *req, unsigned *ret_status)
 {
-    unsigned cl, te_n;
-    const char *te;
-
     *ret_status = 400;
     for (const char *m = req->method; m && *m; m++) {
         if (!is_tchar((unsigned char) *m))
             return "malformed request method";
     }
-    cl = header_count(req, MHD_HTTP_HEADER_CONTENT_LENGTH, NULL);
-    te_n = header_count(req, MHD_HTTP_HEADER_TRANSFER_ENCODING, &te);
-    if (cl > 1)
-        return "several Content-Length headers";
-    if (te_n > 1)
-        return "several Transfer-Encoding headers";
-    if (te_n && cl)
-        return "Content-Length and Transfer-Encoding together";
-    if (!te || strcasecmp(te, "chunked") == 0)
-        return NULL;
-    if (!te_ends_chunked(te))
-        return "Transfer-Encoding does not end with chunked";
-    *ret_status = 501;
-    return "only the chunked Transfer-Encoding is implemented";
+    return http_framing_invalid(req->conn, ret_status);
 }
 
 /* Length of the host part of an authority ("user@" already skipped): up to the port. */
@@ -136,7 +80,7 @@ const char *req_move_destination_refused(struct request *req)
     const char *v, *host = req_header(req, MHD_HTTP_HEADER_HOST), *p, *auth, *at;
     size_t alen, dlen;
 
-    if (header_count(req, "X-STF-Move-Destination", &v) > 1)
+    if (http_header_count(req->conn, "X-STF-Move-Destination", &v) > 1)
         return "several X-STF-Move-Destination headers";
     if (!v || !host)
         return NULL;

@@ -3,6 +3,7 @@
 #include "blob_store.h"
 #include "digest.h"
 #include "handlers.h"
+#include "http_framing.h"
 #include "log.h"
 #include "response.h"
 
@@ -11,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define PUT_LEN_UNKNOWN UINT64_MAX /* chunked upload */
 
@@ -78,15 +78,15 @@ enum MHD_Result blob_put_begin(struct sd_request *rq)
 {
     const char *te = header(rq, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     const char *cl = header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *md5 = header(rq, "Content-MD5");
+    const char *md5 = header(rq, "Content-MD5"), *bad_framing;
     uint64_t expected = PUT_LEN_UNKNOWN, free_bytes = 0;
     uint8_t want[16];
     struct put_state *st;
+    unsigned status;
     int r;
 
-    if (te && strcasecmp(te, "chunked") != 0)
-        return sd_reply_text(rq, MHD_HTTP_NOT_IMPLEMENTED,
-                             "only the chunked Transfer-Encoding is supported");
+    if ((bad_framing = http_framing_invalid(rq->conn, &status)))
+        return sd_reply_text(rq, status, bad_framing);
     if (!te && !cl)
         return sd_reply_text(rq, MHD_HTTP_LENGTH_REQUIRED,
                              "Content-Length or chunked Transfer-Encoding required");

@@ -403,7 +403,11 @@ def test_storaged_framing(s):
     before = state(s)
     for data, status in [
             (b"FOOBARBAZ " + name + b" HTTP/1.1\r\nHost: t\r\n\r\n", 501),
-            (put_head(name, b"Transfer-Encoding: gzip\r\n\r\nhello"), 501),
+            (put_head(name, b"Transfer-Encoding: gzip\r\n\r\nhello"), 400),
+            (put_head(name, b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"), 501),
+            (put_head(name, b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"), 400),
+            (put_head(name, b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"5\r\nhello\r\n0\r\n\r\n"), 400),
             (put_head(name, b"\r\n"), 411),
             (put_head(name, b"Content-Length: 99999999999999999999999\r\n\r\nx"), 413),
             (put_head(name, b"Content-Length: -1\r\n\r\nx"), 400),

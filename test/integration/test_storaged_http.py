@@ -155,9 +155,13 @@ def test_content_md5_and_bad_uploads():
         # Neither a length nor chunked: 411.
         r = procs.raw_request(host, port, b"PUT /nolen HTTP/1.1\r\nHost: x\r\n\r\n")
         assert r.status == 411 and r.headers["x-content-type-options"] == "nosniff", r
-        # An unknown transfer coding: 501.
+        # A coding list that does not end with chunked cannot be framed (RFC 9112 6.3): 400;
+        # one that does but holds another coding: 501.
         r = procs.raw_request(host, port, b"PUT /gz HTTP/1.1\r\nHost: x\r\n"
                               b"Transfer-Encoding: gzip\r\n\r\n")
+        assert r.status == 400, r
+        r = procs.raw_request(host, port, b"PUT /gz HTTP/1.1\r\nHost: x\r\n"
+                              b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
         assert r.status == 501, r
         for name in ("md5bad", "md5junk", "nolen", "gz"):
             assert procs.http_request(host, port, "GET", "/" + name)[0] == 404, name
