@@ -575,6 +575,11 @@ static void cfg_err(char *err, size_t errlen, const char *path, unsigned line, c
     va_start(ap, fmt);
     vsnprintf(err + n, errlen - (size_t) n, fmt, ap);
     va_end(ap);
+    /* the message echoes the file's bytes: control characters must not reach a terminal */
+    for (char *p = err; *p; p++) {
+        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+            *p = '?';
+    }
 }
 
 /* Explains why value was refused for k. URLs are not echoed: they may hold passwords. */

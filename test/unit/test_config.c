@@ -627,6 +627,12 @@ static void test_set(void)
           "set reproxy");
     CHECK(cfg_set(&cfg, "redis.url", "redis://:pw@10.0.0.1:6380/3", err, sizeof(err)) == 0,
           "set redis.url");
+    /* a value from a command line is echoed without its control characters (no escape
+     * sequence reaches the operator's terminal) */
+    CHECK(cfg_set(&cfg, "dispatcher.threads", "4\x1b[2J\n", err, sizeof(err)) == -EINVAL,
+          "threads with an escape sequence refused");
+    CHECK_STR(err, "bad value for dispatcher.threads: '4?[2J?' (an integer from 1 to 256)",
+              "control characters replaced in the message");
 
     {
         struct cfg snap;
