@@ -638,6 +638,10 @@ static int rb_follow(struct db *db, int64_t id, bool json)
     snprintf(label, sizeof(label), "rebalance %" PRId64, id);
     for (;;) {
         r = rb_status_read(db, id, &st);
+        if (progress_retry(&pg, r < 0 && r != -ENOENT)) {
+            progress_sleep_ms(RB_POLL_MS);
+            continue;
+        }
         if (r < 0) {
             progress_end(&pg);
             ctl_err("cannot read rebalance %" PRId64 ": %s", id,

@@ -403,6 +403,10 @@ static int repair_follow(struct db *db, const struct repair_storage *t, int64_t 
     for (;;) {
         memset(&p, 0, sizeof(p));
         r = repair_read(db, job_id, t->id, &p);
+        if (progress_retry(&prog, r < 0 && r != -ENOENT)) {
+            progress_sleep_ms(REPAIR_POLL_MS);
+            continue;
+        }
         if (r == -ENOENT) {
             progress_end(&prog);
             ctl_err("the recovery job %" PRId64 " disappeared", job_id);

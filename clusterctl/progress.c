@@ -46,6 +46,19 @@ void progress_rate(struct progress *p, uint64_t bytes_done, uint64_t bytes_total
         *ret_eta_s = bytes_total && bytes_done >= bytes_total ? 0 : -1;
 }
 
+bool progress_retry(struct progress *p, bool failed)
+{
+    uint64_t now = progress_now_ms();
+
+    if (!failed) {
+        p->fail_since_ms = 0;
+        return false;
+    }
+    if (!p->fail_since_ms)
+        p->fail_since_ms = now;
+    return now - p->fail_since_ms < (uint64_t) PROGRESS_RETRY_S * 1000;
+}
+
 void progress_duration(int64_t s, char *out, size_t outlen)
 {
     if (s < 0)

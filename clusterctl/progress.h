@@ -11,6 +11,7 @@
 #include <time.h>
 
 #define PROGRESS_LINE_EVERY_S 10 /* without a terminal: one line this often */
+#define PROGRESS_RETRY_S 120     /* a follow loop waits this long for the database to come back */
 
 struct progress {
     FILE *out;
@@ -20,6 +21,7 @@ struct progress {
     uint64_t t0_ms;   /* monotonic, at the first sample */
     uint64_t bytes0;  /* bytes done at the first sample */
     bool started;
+    uint64_t fail_since_ms; /* monotonic, of the first failed read in a row; 0 when none */
 };
 
 /* Shows on out (usually stdout or stderr); tty decided by isatty(). */
@@ -38,6 +40,11 @@ void progress_format(char *out, size_t outlen, const char *label, uint64_t files
 /* Shows line: in place on a tty, else as a new line when force or PROGRESS_LINE_EVERY_S
  * passed since the last one. */
 void progress_show(struct progress *p, const char *line, bool force);
+
+/* A follow loop's read of the job failed (failed) or worked: true while the failures have
+ * lasted less than PROGRESS_RETRY_S (the database restarting must not end a --wait: the job
+ * goes on), so the caller sleeps and reads again; false to report the error (or go on). */
+bool progress_retry(struct progress *p, bool failed);
 
 /* Ends a line shown in place (so what follows starts on a fresh line). */
 void progress_end(struct progress *p);

@@ -45,6 +45,25 @@ def src_path(*parts):
     return os.path.join(os.environ.get("STF_SRC", "."), *parts)
 
 
+def _pg_pidfile():
+    return os.path.join(os.environ["SVC_PGDATA"], "postmaster.pid")
+
+
+def pg_stop():
+    """Stops with-services.sh's PostgreSQL at once (SIGQUIT to the postmaster: an immediate
+    shutdown, connections die without a goodbye)."""
+    with open(_pg_pidfile()) as f:
+        os.kill(int(f.readline()), signal.SIGQUIT)
+    poll(lambda: not os.path.exists(_pg_pidfile()), timeout=30, what="PostgreSQL to stop")
+
+
+def pg_start():
+    """Starts with-services.sh's PostgreSQL again: the same data dir, port and socket."""
+    subprocess.run(["bash", "-c", '. "$0"; svc_pg_start "$1" "$2"',
+                    src_path("scripts", "services.sh"), os.environ["SVC_TMPDIR"],
+                    os.environ["PGPORT"]], check=True, timeout=60)
+
+
 def free_port(host="127.0.0.1"):
     """A TCP port that was free a moment ago (prefer port 0 + the daemon's logged address)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

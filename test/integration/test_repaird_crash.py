@@ -1,11 +1,15 @@
 """test/integration/test_repaird_crash.py — leases: a repaird killed with -9 in the middle of a
 job does not lose it, SIGTERM releases a running job, a live lease of another repaird is
-respected until it runs out, and two repaird processes run many jobs each exactly once."""
+respected until it runs out, two repaird processes run many jobs each exactly once, and
+`clusterctl repair --wait` follows a recovery through a PostgreSQL restart."""
+import json
 import os
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.environ.get("STF_SRC", ""), "test", "harness"))
+import procs  # noqa: E402
 from repaird_env import main, wait_for, events, md5hex, http  # noqa: E402
 
 SLOW = {"down_after": "0", "max_bytes_per_sec": "512K"}
@@ -142,8 +146,39 @@ test_two_repaird_slow_jobs_never_overlap.repaird_conf = {"down_after": "0",
                                                          "max_bytes_per_sec": "256K"}
 
 
+def test_repair_wait_survives_a_database_restart(env):
+    """`clusterctl repair --wait` follows the recovery through a PostgreSQL restart: the job
+    goes on, so the follower must not give up on the first failed read."""
+    clusterctl = procs.build_path("clusterctl", "clusterctl")
+    env.sql("ALTER DATABASE \"%s\" SET synchronous_commit = on" % os.environ["PGDATABASE"])
+    cid, ss = env.add_cluster("c1")
+    for i in range(20):
+        env.add_object(cid, os.urandom(1000 + i), ss)
+    env.run([clusterctl, "-c", env.conf, "mark-down", ss[2].name, "--reason", "disk died"])
+    # no repaird yet: the job waits while the database goes away under the follower
+    follower = subprocess.Popen([clusterctl, "-c", env.conf, "repair", ss[2].name, "--wait",
+                                 "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    try:
+        assert json.loads(follower.stdout.readline())["event"] == "progress"
+        procs.pg_stop()
+        time.sleep(2.0)  # ten failed reads at least
+        assert follower.poll() is None, follower.stderr.read()
+        procs.pg_start()
+        env.repaird()
+        out, err = follower.communicate(timeout=90)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    assert follower.returncode == 0, (follower.returncode, err)
+    assert json.loads(out.splitlines()[-1])["event"] == "done", out[-500:]
+    assert ss[2].mode() == "rw"
+
+
 if __name__ == "__main__":
     main("repaird_crash", [test_kill9_mid_job, test_sigterm_releases_running_job,
                            test_foreign_live_lease_respected, test_two_repaird_each_job_once,
-                           test_two_repaird_slow_jobs_never_overlap],
+                           test_two_repaird_slow_jobs_never_overlap,
+                           test_repair_wait_survives_a_database_restart],
          repaird_conf={"down_after": "0"})
