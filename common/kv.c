@@ -1,10 +1,12 @@
 /* common/kv.c — Redis access through hiredis 0.14: url parsing, lazy connect with timeouts,
- * AUTH/SELECT on connect, and a reconnect (with one retry on a stale connection) after failures. */
+ * AUTH/SELECT on connect, a reconnect (with one retry on a stale connection) after failures, and
+ * the subscriber side of pub/sub (poll(2) for messages, so an idle connection is never cut). */
 #include "kv.h"
 
 #include "log.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -366,4 +368,117 @@ int kv_publish(struct kv *kv, const char *channel, const char *msg)
         return -EIO;
     freeReplyObject(rep);
     return 0;
+}
+
+/* The subscriber's connection broke: forget it (kv_subscribe() starts over). */
+static int kv_sub_lost(struct kv *kv, const char *what)
+{
+    kv_fail(kv, what);
+    kv_disconnect(kv);
+    return -EIO;
+}
+
+/* True for the confirmation of one channel of a SUBSCRIBE. */
+static bool kv_sub_confirmed(const redisReply *rep)
+{
+    return rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+           rep->element[0]->type == REDIS_REPLY_STRING &&
+           strcmp(rep->element[0]->str, "subscribe") == 0;
+}
+
+int kv_subscribe(struct kv *kv, const char *const *channels, size_t n)
+{
+    const char *argv[KV_SUB_CHANNELS_MAX + 1] = {"SUBSCRIBE"};
+    redisReply *rep;
+    bool good;
+
+    if (n == 0 || n > KV_SUB_CHANNELS_MAX) {
+        snprintf(kv->err, sizeof(kv->err), "subscribe to 1..%d channels", KV_SUB_CHANNELS_MAX);
+        return -EINVAL;
+    }
+    kv_disconnect(kv);
+    if (kv_connect(kv) < 0)
+        return -EIO;
+    memcpy(argv + 1, channels, n * sizeof(*channels));
+    if (redisAppendCommandArgv(kv->ctx, (int) n + 1, argv, NULL) != REDIS_OK)
+        return kv_sub_lost(kv, kv->ctx->errstr);
+    for (size_t i = 0; i < n; i++) {
+        if (redisGetReply(kv->ctx, (void **) &rep) != REDIS_OK)
+            return kv_sub_lost(kv, kv->ctx->errstr);
+        good = kv_sub_confirmed(rep);
+        if (!good)
+            kv_sub_lost(kv, rep->type == REDIS_REPLY_ERROR ? rep->str
+                                                           : "unexpected answer to SUBSCRIBE");
+        freeReplyObject(rep);
+        if (!good)
+            return -EIO;
+    }
+    kv->ok = true;
+    kv->err[0] = '\0';
+    return 0;
+}
+
+/* A published message ("message", channel, payload): fills msg and takes rep. */
+static bool kv_msg_take(redisReply *rep, struct kv_msg *msg)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+        rep->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(rep->element[0]->str, "message") != 0 ||
+        rep->element[1]->type != REDIS_REPLY_STRING ||
+        rep->element[2]->type != REDIS_REPLY_STRING)
+        return false;
+    msg->rep = rep;
+    msg->channel = rep->element[1]->str;
+    msg->payload = rep->element[2]->str;
+    msg->payload_len = rep->element[2]->len;
+    return true;
+}
+
+/* The next message already read from the socket: 1, 0 (none whole yet), -EIO. Other replies
+ * (confirmations, PONGs) are skipped. */
+static int kv_sub_buffered(struct kv *kv, struct kv_msg *msg)
+{
+    for (;;) {
+        void *rep = NULL;
+
+        if (redisGetReplyFromReader(kv->ctx, &rep) != REDIS_OK)
+            return kv_sub_lost(kv, kv->ctx->errstr);
+        if (!rep)
+            return 0;
+        if (kv_msg_take(rep, msg))
+            return 1;
+        freeReplyObject(rep);
+    }
+}
+
+int kv_sub_read(struct kv *kv, int stop_fd, int wait_ms, struct kv_msg *msg)
+{
+    struct pollfd p[2];
+    int r;
+
+    memset(msg, 0, sizeof(*msg));
+    if (!kv->ctx) {
+        kv_fail(kv, "not subscribed");
+        return -EIO;
+    }
+    r = kv_sub_buffered(kv, msg);
+    if (r != 0)
+        return r;
+    p[0] = (struct pollfd){.fd = kv->ctx->fd, .events = POLLIN};
+    p[1] = (struct pollfd){.fd = stop_fd, .events = POLLIN};
+    r = poll(p, stop_fd >= 0 ? 2 : 1, wait_ms);
+    if (stop_fd >= 0 && r > 0 && (p[1].revents & POLLIN))
+        return -ECANCELED;
+    if (r <= 0)
+        return 0; /* idle (or EINTR): the connection stays */
+    if (redisBufferRead(kv->ctx) != REDIS_OK)
+        return kv_sub_lost(kv, kv->ctx->errstr);
+    return kv_sub_buffered(kv, msg);
+}
+
+void kv_msg_free(struct kv_msg *msg)
+{
+    if (msg->rep)
+        freeReplyObject(msg->rep);
+    memset(msg, 0, sizeof(*msg));
 }

@@ -1,5 +1,6 @@
 /* common/kv.h — Redis access through hiredis: one connection per struct kv (one per thread),
- * connect and read timeouts, and a reconnect on the next call after any failure.
+ * connect and read timeouts, a reconnect on the next call after any failure, and a subscriber
+ * mode (SUBSCRIBE, then waiting for messages without reconnecting while merely idle).
  * Redis is a helper, never the source of truth: callers treat a failure as "Redis away". */
 #ifndef STF_KV_H
 #define STF_KV_H
@@ -30,5 +31,30 @@ const char *kv_error(struct kv *kv);
 
 /* Publishes msg on channel (best effort). Returns 0 or -EIO. */
 int kv_publish(struct kv *kv, const char *channel, const char *msg);
+
+/* Subscriber mode. A struct kv given to kv_subscribe() is a subscriber from then on: read it
+ * with kv_sub_read() only (not kv_command()). */
+#define KV_SUB_CHANNELS_MAX 16
+
+/* A message from a subscribed channel; the strings live in rep (kv_msg_free() frees it). */
+struct kv_msg {
+    redisReply *rep;
+    const char *channel;
+    const char *payload;
+    size_t payload_len;
+};
+
+/* Opens a fresh connection (AUTH/SELECT as for commands) and SUBSCRIBEs to channels[0..n),
+ * waiting for every confirmation. Returns 0, -EINVAL (n is 0 or > KV_SUB_CHANNELS_MAX), or
+ * -EIO (Redis away or refusing; kv_error() says; nothing stays connected). Messages published
+ * before it returned are not delivered: callers resynchronise after every (re)subscribe. */
+int kv_subscribe(struct kv *kv, const char *const *channels, size_t n);
+
+/* Waits at most wait_ms for the next message of a subscribed kv, or until stop_fd (ignored
+ * when < 0) is readable. Returns 1 (*msg filled: kv_msg_free() it), 0 (no whole message yet:
+ * the connection stays, however long it has been idle), -ECANCELED (stop_fd is readable), or
+ * -EIO (the connection is lost or was never subscribed: kv_subscribe() again). */
+int kv_sub_read(struct kv *kv, int stop_fd, int wait_ms, struct kv_msg *msg);
+void kv_msg_free(struct kv_msg *msg);
 
 #endif

@@ -17,6 +17,10 @@
 #define SYNC_TIMEOUT_MS 1000L /* a small body that takes longer: the copy counts as slow */
 #define SLOW_PENALTY_MS 10000 /* how long a slow storage is left to the async path */
 #define SLOW_SLOTS 1024
+/* Idle keep-alive connections a thread's handle keeps: one per storage a read may go to.
+ * libcurl's default (5) is below the storages of two clusters of three, so reads evicted each
+ * other's connections and every few GETs paid a connect (and storaged an accept). */
+#define SYNC_MAX_CONNECTS 256L
 
 static _Atomic int64_t slow_until[SLOW_SLOTS];
 static pthread_key_t handle_key;
@@ -74,6 +78,8 @@ static CURL *handle(void)
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, SYNC_CONNECT_TIMEOUT_MS);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, SYNC_TIMEOUT_MS);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(h, CURLOPT_MAXCONNECTS, SYNC_MAX_CONNECTS);
+        curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     }
     return h;
 }

@@ -8,6 +8,7 @@
 #include "janitor.h"
 #include "log.h"
 #include "meta_cache.h"
+#include "put_guard.h"
 #include "notify.h"
 #include "server.h"
 #include "tctx.h"
@@ -15,6 +16,7 @@
 #include "upstream.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -44,11 +46,17 @@ int main(int argc, char **argv)
     struct notify *notify = NULL;
     struct body_cache *bodies = NULL;
     struct cfg cfg;
+    char err[256];
     int rc = 1, sig;
     unsigned loops;
 
     cfg_init(&cfg);
     daemon_parse_args(argc, argv, "dispatcher", DAEMON_LISTEN, &cfg, &args);
+    if (put_guard_init(err, sizeof(err)) < 0) {
+        fprintf(stderr, "dispatcher: %s\n", err);
+        cfg_release(&cfg);
+        return 1;
+    }
     daemon_block_signals();
     raise_nofile();
     if (http_global_init() < 0 || tctx_init(cfg.database.url, cfg.redis.url) < 0) {

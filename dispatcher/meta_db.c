@@ -7,6 +7,7 @@
 #include "db.h"
 #include "jobs.h"
 #include "log.h"
+#include "put_guard.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -229,6 +230,10 @@ static int commit_once(struct db *db, const struct obj_commit *c, struct obj_met
         meta_from_row(res, 0, ret);
     }
     PQclear(res);
+    res = NULL;
+    r = put_guard_settle(db, c->guards, c->nguards, c->attempt);
+    if (r < 0)
+        goto fail;
     if (db_commit(db) < 0)
         return retryable(db) ? -EAGAIN : -EIO;
     return 0;

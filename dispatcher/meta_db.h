@@ -36,12 +36,16 @@ struct obj_commit {
     const char *etag;
     const char *content_type;
     bool if_none_match_star; /* refuse (-EEXIST) when the object exists */
+    const int64_t *guards;   /* put_guard.h: the upload's guards, settled in the transaction */
+    size_t nguards;
+    size_t attempt; /* the guard of the committed copy */
 };
 
 /* Inserts or replaces the row; a replaced version's files are recorded for deletion
  * (delete_files job) in the same transaction. Returns 0 and fills *ret (the new row), -ENOENT
- * when the bucket is gone, -EEXIST for If-None-Match: *, -EIO. The transaction is short and
- * opened only now: no bytes move while it is open. */
+ * when the bucket is gone, -EEXIST for If-None-Match: *, -ESTALE when the copy's guard has
+ * started (put_guard_settle), -EIO (the outcome may be unknown: COMMIT sent, no answer). The
+ * transaction is short and opened only now: no bytes move while it is open. */
 int meta_db_object_commit(struct db *db, struct kv *kv, const struct obj_commit *c,
                           struct obj_meta *ret);
 

@@ -1,211 +1,132 @@
-/* dispatcher/notify.c — a thread holding a Redis SUBSCRIBE connection (hiredis, non-blocking
- * reads under poll(2) so it can stop promptly), dispatching mode-change and cache-invalidation
- * messages, and resynchronising after every reconnect. */
+/* dispatcher/notify.c — a thread holding a Redis subscription (common/kv.c's subscriber mode),
+ * dispatching mode-change and cache-invalidation messages, resynchronising after every
+ * (re)subscribe, and reconnecting with backoff only after an error (never for idleness). */
 #include "notify.h"
 
+#include "kv.h"
 #include "log.h"
 #include "meta_cache.h"
 #include "objcache.h"
 #include "topology.h"
 
 #include <errno.h>
-#include <hiredis/hiredis.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
-#define NOTIFY_RETRY_MS 1000
+#define NOTIFY_TIMEOUT_MS 1000    /* connect, AUTH and SUBSCRIBE replies */
+#define NOTIFY_WAIT_MS 60000      /* one wait for messages; idle waits just repeat */
+#define NOTIFY_BACKOFF_MIN_MS 100 /* first retry after a failure, doubling up to ... */
+#define NOTIFY_BACKOFF_MAX_MS 5000
 
 struct notify {
     struct topology *topo;
     struct meta_cache *cache;
-    char host[256];
-    int port;
-    char path[108]; /* unix socket, "" for TCP */
-    char *password;
+    struct kv *kv;
     int stop_fd;
     pthread_t thread;
 };
 
-/* redis://[[user]:password@]HOST[:PORT][/DB] or unix:///path[?db=N] (the db does not matter
- * for pub/sub). */
-static int parse_url(struct notify *n, const char *url)
+static void handle(struct notify *n, const struct kv_msg *msg)
 {
-    const char *s, *at, *end, *colon;
-    size_t hlen;
-
-    n->port = 6379;
-    if (strncmp(url, "unix://", 7) == 0) {
-        s = url + 7;
-        hlen = strcspn(s, "?");
-        if (hlen == 0 || hlen >= sizeof(n->path))
-            return -EINVAL;
-        memcpy(n->path, s, hlen);
-        n->path[hlen] = '\0';
-        return 0;
-    }
-    if (strncmp(url, "redis://", 8) != 0)
-        return -EINVAL;
-    s = url + 8;
-    end = s + strcspn(s, "/?");
-    at = memchr(s, '@', (size_t) (end - s));
-    if (at) {
-        const char *pc = memchr(s, ':', (size_t) (at - s));
-        const char *pw = pc ? pc + 1 : s;
-
-        n->password = strndup(pw, (size_t) (at - pw));
-        if (!n->password)
-            return -ENOMEM;
-        s = at + 1;
-    }
-    colon = memchr(s, ':', (size_t) (end - s));
-    hlen = (size_t) ((colon ? colon : end) - s);
-    if (hlen == 0 || hlen >= sizeof(n->host))
-        return -EINVAL;
-    memcpy(n->host, s, hlen);
-    n->host[hlen] = '\0';
-    if (colon) {
-        char *e;
-        long p = strtol(colon + 1, &e, 10);
-
-        if (e != end || p < 1 || p > 65535)
-            return -EINVAL;
-        n->port = (int) p;
-    }
-    return 0;
-}
-
-static redisContext *subscribe(struct notify *n)
-{
-    struct timeval tv = {1, 0};
-    redisContext *c;
-    redisReply *rep;
-
-    c = n->path[0] ? redisConnectUnixWithTimeout(n->path, tv)
-                   : redisConnectWithTimeout(n->host, n->port, tv);
-    if (!c || c->err)
-        goto fail;
-    redisSetTimeout(c, tv);
-    if (n->password) {
-        rep = redisCommand(c, "AUTH %s", n->password);
-        if (!rep || rep->type == REDIS_REPLY_ERROR) {
-            if (rep)
-                freeReplyObject(rep);
-            goto fail;
-        }
-        freeReplyObject(rep);
-    }
-    rep = redisCommand(c, "SUBSCRIBE %s %s", NOTIFY_MODES_CHANNEL, OBJCACHE_CHANNEL);
-    if (!rep || rep->type == REDIS_REPLY_ERROR) {
-        if (rep)
-            freeReplyObject(rep);
-        goto fail;
-    }
-    freeReplyObject(rep);
-    /* the confirmation of the second channel */
-    if (redisGetReply(c, (void **) &rep) != REDIS_OK)
-        goto fail;
-    freeReplyObject(rep);
-    return c;
-fail:
-    if (c)
-        redisFree(c);
-    return NULL;
-}
-
-static void handle(struct notify *n, redisReply *rep)
-{
-    const char *channel, *payload;
-
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
-        rep->element[0]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "message"))
-        return;
-    channel = rep->element[1]->str;
-    payload = rep->element[2]->str ? rep->element[2]->str : "";
-    if (strcmp(channel, NOTIFY_MODES_CHANNEL) == 0) {
-        log_info("event=modes_changed message=\"%.100s\"", payload);
+    if (strcmp(msg->channel, NOTIFY_MODES_CHANNEL) == 0) {
+        log_info("event=modes_changed message=\"%.100s\"", msg->payload);
         topology_reload_soon(n->topo);
         meta_cache_clear_local(n->cache);
-    } else if (strcmp(channel, OBJCACHE_CHANNEL) == 0) {
-        meta_cache_drop_local(n->cache, payload);
+    } else if (strcmp(msg->channel, OBJCACHE_CHANNEL) == 0) {
+        meta_cache_drop_local(n->cache, msg->payload);
     }
 }
 
-/* Returns false when stopping. */
-static bool wait_ms(struct notify *n, int fd, int ms)
+/* Sleeps ms unless asked to stop; returns false when stopping. */
+static bool sleep_ms(struct notify *n, int ms)
 {
-    struct pollfd p[2] = {{n->stop_fd, POLLIN, 0}, {fd, POLLIN, 0}};
+    struct pollfd p = {.fd = n->stop_fd, .events = POLLIN};
 
-    poll(p, fd >= 0 ? 2 : 1, ms);
-    return !(p[0].revents & POLLIN);
+    return poll(&p, 1, ms) <= 0 || !(p.revents & POLLIN);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads messages until the connection is lost (false) or the thread is to stop (true). */
+static bool listen_until_lost(struct notify *n)
+{
+    struct kv_msg msg;
+    int r;
+
+    for (;;) {
+        r = kv_sub_read(n->kv, n->stop_fd, NOTIFY_WAIT_MS, &msg);
+        if (r == -ECANCELED)
+            return true;
+        if (r < 0)
+            return false;
+        if (r == 1)
+            handle(n, &msg);
+        kv_msg_free(&msg);
+    }
 }
 
 static void *notify_thread(void *arg)
 {
+    static const char *const channels[] = {NOTIFY_MODES_CHANNEL, OBJCACHE_CHANNEL};
     struct notify *n = arg;
+    int backoff = NOTIFY_BACKOFF_MIN_MS;
     bool was_up = true;
 
     for (;;) {
-        redisContext *c = subscribe(n);
+        int64_t since;
 
-        if (!c) {
+        if (kv_subscribe(n->kv, channels, 2) < 0) {
             if (was_up)
-                log_warn("event=redis_subscribe_failed retry_ms=%d", NOTIFY_RETRY_MS);
+                log_warn("event=redis_subscribe_failed error=\"%s\" retry_ms=%d",
+                         kv_error(n->kv), backoff);
             was_up = false;
-            if (!wait_ms(n, -1, NOTIFY_RETRY_MS))
+            if (!sleep_ms(n, backoff))
                 return NULL;
+            backoff = backoff * 2 < NOTIFY_BACKOFF_MAX_MS ? backoff * 2 : NOTIFY_BACKOFF_MAX_MS;
             continue;
         }
-        log_info("event=redis_subscribed channels=%s,%s", NOTIFY_MODES_CHANNEL, OBJCACHE_CHANNEL);
+        log_info("event=redis_subscribed channels=%s,%s", channels[0], channels[1]);
         was_up = true;
+        since = now_ms();
         /* messages may have been missed while away */
         topology_reload_soon(n->topo);
         meta_cache_clear_local(n->cache);
-        for (;;) {
-            redisReply *rep = NULL;
-            bool ok = true;
-
-            if (!wait_ms(n, c->fd, 1000)) {
-                redisFree(c);
-                return NULL;
-            }
-            if (redisBufferRead(c) != REDIS_OK)
-                break;
-            while (ok) {
-                if (redisGetReplyFromReader(c, (void **) &rep) != REDIS_OK) {
-                    ok = false;
-                    break;
-                }
-                if (!rep)
-                    break;
-                handle(n, rep);
-                freeReplyObject(rep);
-            }
-            if (!ok)
-                break;
-        }
-        log_warn("event=redis_subscription_lost error=\"%s\"", c->errstr);
-        redisFree(c);
-        was_up = false;
+        if (listen_until_lost(n))
+            return NULL;
+        log_warn("event=redis_subscription_lost error=\"%s\"", kv_error(n->kv));
+        if (now_ms() - since > NOTIFY_BACKOFF_MAX_MS) /* a flapping link keeps its backoff */
+            backoff = NOTIFY_BACKOFF_MIN_MS;
+        if (!sleep_ms(n, backoff))
+            return NULL;
     }
 }
 
 struct notify *notify_new(const char *redis_url, struct topology *t, struct meta_cache *mc)
 {
     struct notify *n = calloc(1, sizeof(*n));
+    char err[256];
 
     if (!n)
         return NULL;
     n->topo = t;
     n->cache = mc;
     n->stop_fd = -1;
-    if (parse_url(n, redis_url) < 0) {
-        log_error("event=bad_redis_url url=%s", redis_url);
+    n->kv = kv_open(redis_url, NOTIFY_TIMEOUT_MS, err, sizeof(err));
+    if (!n->kv) {
+        log_error("event=bad_redis_url error=\"%s\"", err);
         goto fail;
     }
     n->stop_fd = eventfd(0, EFD_CLOEXEC);
@@ -217,7 +138,7 @@ struct notify *notify_new(const char *redis_url, struct topology *t, struct meta
 fail:
     if (n->stop_fd >= 0)
         close(n->stop_fd);
-    free(n->password);
+    kv_free(n->kv);
     free(n);
     return NULL;
 }
@@ -231,6 +152,6 @@ void notify_free(struct notify *n)
     (void) !write(n->stop_fd, &one, sizeof(one));
     pthread_join(n->thread, NULL);
     close(n->stop_fd);
-    free(n->password);
+    kv_free(n->kv);
     free(n);
 }

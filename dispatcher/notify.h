@@ -1,7 +1,9 @@
 /* dispatcher/notify.h — the Redis subscriber: "stf:modes" (any message: reload cluster and
  * storage modes now) and "stf:inval" (a metadata cache key another process invalidated).
- * While Redis is away it reconnects every second; the topology's own periodic reload and the
- * cache's short TTLs cover what it misses. */
+ * An idle subscription stays connected; after an error it resubscribes with a backoff (0.1 s
+ * doubling to 5 s) and then drops the in-process caches and reloads the topology, since
+ * messages may have been missed meanwhile (the topology's periodic reload and the caches'
+ * short TTLs cover the time away). */
 #ifndef STF_DISP_NOTIFY_H
 #define STF_DISP_NOTIFY_H
 

@@ -31,6 +31,8 @@ enum MHD_Result object_delete(struct request *req, const char *data, size_t *siz
     db = tctx_db();
     if (!db)
         return respond_errno(req, -EIO, "cannot delete the object");
+    /* also before the change: a dispatcher killed after it leaves no stale cached row */
+    meta_cache_invalidate_object(req->srv->cache, bucket_id, req->object);
     r = meta_db_object_delete(db, tctx_kv(), bucket_id, req->object, &old);
     if (r == -ENOENT)
         return respond_text(req, 404, "no such object");

@@ -68,6 +68,10 @@ enum MHD_Result object_move(struct request *req, const char *data, size_t *size)
         goto out;
     }
     db = tctx_db();
+    if (db) { /* also before the change: a dispatcher killed after it leaves no stale row */
+        meta_cache_invalidate_object(req->srv->cache, src_bid, req->object);
+        meta_cache_invalidate_object(req->srv->cache, dst_bid, dst_obj);
+    }
     r = db ? meta_db_object_move(db, tctx_kv(), src_bid, req->object, dst_bid, dst_obj,
                                  ow && (ow[0] == 'T' || ow[0] == 't' || ow[0] == '1'))
            : -EIO;

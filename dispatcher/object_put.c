@@ -11,6 +11,7 @@
 #include "meta_cache.h"
 #include "meta_db.h"
 #include "metrics.h"
+#include "put_guard.h"
 #include "request.h"
 #include "respond.h"
 #include "server.h"
@@ -50,6 +51,8 @@ struct put_req {
     unsigned reject_status; /* refused while the body was arriving: answered at its end */
     const char *reject_reason;
     uint64_t discarded;
+    int64_t guards[PUT_MAX_CLUSTERS]; /* put_guard.h: one per cluster the PUT may try */
+    size_t nguards;
 };
 
 static void put_release(struct request *req, bool completed_ok)
@@ -64,6 +67,8 @@ static void put_release(struct request *req, bool completed_ok)
             put_op_abort(p->op);
         put_op_unref(p->op);
     }
+    if (!p->committed)
+        put_guard_fire(tctx_db(), p->guards, p->nguards);
     md5_free(p->md5);
     free(p);
     req->state = NULL;
@@ -108,7 +113,26 @@ static bool content_type_ok(const char *ct)
     return true;
 }
 
-/* Builds the placement plan and starts the first attempt. Returns 0 or -EAGAIN (no cluster). */
+/* Records the guards of every attempt of the plan before any byte moves. 0 or -EIO. */
+static int put_guards(struct put_req *p, size_t n)
+{
+    int64_t cids[PUT_MAX_CLUSTERS];
+    char names[PUT_MAX_CLUSTERS][NAMES_INTERNAL_LEN + 1];
+    struct db *db = tctx_db();
+    int r;
+
+    for (size_t i = 0; i < n; i++)
+        cids[i] = put_op_attempt_name(p->op, i, names[i]);
+    r = db ? put_guard_insert(db, n, cids, (const char(*)[NAMES_INTERNAL_LEN + 1]) names,
+                              put_guard_delay_ms(), p->guards)
+           : -EIO;
+    if (r == 0)
+        p->nguards = n;
+    return r;
+}
+
+/* Builds the placement plan, records its guards and starts the first attempt. Returns 0,
+ * -EAGAIN (no cluster) or -EIO. */
 static int plan_and_start(struct request *req, struct put_req *p)
 {
     const struct topo_cluster *clusters[PUT_MAX_CLUSTERS];
@@ -131,6 +155,8 @@ static int plan_and_start(struct request *req, struct put_req *p)
     }
     if (r == 0 && nc == 0)
         r = -EAGAIN;
+    if (r == 0)
+        r = put_guards(p, nc);
     if (r == 0)
         put_op_start(p->op, upstream_pick(req->srv->up));
 out:
@@ -250,7 +276,7 @@ static enum MHD_Result put_body(struct request *req, struct put_req *p, const ch
 static enum MHD_Result put_finish(struct request *req, struct put_req *p)
 {
     char internal[NAMES_INTERNAL_LEN + 1], etag[40], payload[64];
-    struct obj_commit c;
+    struct obj_commit c = {0};
     struct obj_meta m;
     size_t failed_spares;
     unsigned attempt;
@@ -291,10 +317,20 @@ static enum MHD_Result put_finish(struct request *req, struct put_req *p)
     c.etag = p->md5_hex;
     c.content_type = p->content_type;
     c.if_none_match_star = p->inm_star;
+    c.guards = p->guards;
+    c.nguards = p->nguards;
+    c.attempt = attempt;
     db = tctx_db();
+    /* also before the commit: a dispatcher killed after it leaves no stale cached row */
+    meta_cache_invalidate_object(req->srv->cache, p->bucket_id, req->object);
     r = db ? meta_db_object_commit(db, tctx_kv(), &c, &m) : -EIO;
-    if (r < 0) {
+    if (r == -EIO && db)
+        put_op_committed(p->op); /* the outcome may be unknown: the guard alone decides */
+    else if (r < 0)
         put_op_abort(p->op); /* the copies go */
+    if (r < 0) {
+        if (r == -ESTALE)
+            return respond_text(req, 503, "the upload outlived its guard");
         if (r == -ENOENT)
             return respond_text(req, 404, "no such bucket");
         if (r == -EEXIST)

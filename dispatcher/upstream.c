@@ -160,8 +160,6 @@ static void run_queues(struct up_loop *loop)
     loop->submit_head = loop->submit_tail = NULL;
     kick = loop->kick_head;
     loop->kick_head = NULL;
-    for (struct up_task *k = kick; k; k = k->next_kick)
-        k->kick_pending = false;
     pthread_mutex_unlock(&loop->mu);
     while (sub) {
         struct up_task *t = sub;
@@ -180,7 +178,13 @@ static void run_queues(struct up_loop *loop)
     while (kick) {
         struct up_task *t = kick;
 
+        /* kick_pending stays set until next_kick is read: an up_kick meanwhile is folded into
+         * this one instead of relinking t (which cut the rest of this list off: lost kicks and
+         * leaked references) */
+        pthread_mutex_lock(&loop->mu);
         kick = t->next_kick;
+        t->kick_pending = false;
+        pthread_mutex_unlock(&loop->mu);
         if (t->active)
             t->ops->kick(t);
         up_task_unref(t);

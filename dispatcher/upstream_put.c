@@ -320,10 +320,6 @@ static void attempt_next(struct put_op *op)
         return;
     }
     c = &op->clusters[op->cur];
-    if (names_internal_new(c->internal_name) < 0) {
-        finish(op, PUT_FAILED);
-        return;
-    }
     /* a chunked body is sent chunked until it is complete; then its length is known */
     infile = spool_complete(op->sp) ? (int64_t) spool_size(op->sp) : op->expected;
     for (size_t i = 0; i < c->n; i++) {
@@ -564,6 +560,8 @@ int put_op_add_cluster(struct put_op *op, int64_t cluster_id, const struct topo_
     c = &op->clusters[op->nclusters];
     c->id = cluster_id;
     c->n = 0;
+    if (names_internal_new(c->internal_name) < 0)
+        return -EIO;
     c->targets = calloc(n ? n : 1, sizeof(*c->targets));
     if (!c->targets)
         return -ENOMEM;
@@ -622,6 +620,20 @@ bool put_op_suspend_until_done(struct put_op *op, struct MHD_Connection *conn)
     }
     pthread_mutex_unlock(&op->mu);
     return waiting;
+}
+
+int64_t put_op_attempt_name(struct put_op *op, size_t i,
+                            char ret_internal_name[NAMES_INTERNAL_LEN + 1])
+{
+    int64_t id = 0;
+
+    pthread_mutex_lock(&op->mu);
+    if (i < op->nclusters) {
+        id = op->clusters[i].id;
+        memcpy(ret_internal_name, op->clusters[i].internal_name, NAMES_INTERNAL_LEN + 1);
+    }
+    pthread_mutex_unlock(&op->mu);
+    return id;
 }
 
 void put_op_result(struct put_op *op, int64_t *ret_cluster_id,

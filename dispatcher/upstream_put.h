@@ -37,6 +37,10 @@ void put_op_unref(struct put_op *op);
 /* Adds a cluster to try (in order), with its write targets (rw and spare). Before start. */
 int put_op_add_cluster(struct put_op *op, int64_t cluster_id, const struct topo_storage *const *t,
                        const bool *spare, size_t n);
+/* The cluster id of attempt i (0 when there is none) and its internal name, fresh for every
+ * attempt and fixed when the cluster is added (so it can be recorded before start). */
+int64_t put_op_attempt_name(struct put_op *op, size_t i,
+                            char ret_internal_name[NAMES_INTERNAL_LEN + 1]);
 /* Starts the first attempt on loop. */
 void put_op_start(struct put_op *op, struct up_loop *loop);
 

@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "env_knob.h"
 #include "jobs.h"
 #include "kv.h"
 #include "log.h"
@@ -21,24 +22,6 @@
 
 /* ---- options ----------------------------------------------------------------------------- */
 
-static int jq_env_duration(const char *name, uint64_t min, uint64_t *ret, char *err, size_t errlen)
-{
-    const char *v = getenv(name);
-    uint64_t ms;
-
-    if (!v || !*v)
-        return 0;
-    if (parse_duration_ms(v, &ms) < 0 || ms < min) {
-        snprintf(err, errlen,
-                 "bad %s '%.40s': a duration of at least %" PRIu64 "ms such as 500ms "
-                 "or 30s",
-                 name, v, min);
-        return -EINVAL;
-    }
-    *ret = ms;
-    return 0;
-}
-
 int jq_opts_load(struct jq_opts *o, char *err, size_t errlen)
 {
     const char *v;
@@ -54,12 +37,12 @@ int jq_opts_load(struct jq_opts *o, char *err, size_t errlen)
         .stale_max_ms = 300000,
         .done_keep_ms = 86400000,
     };
-    if ((r = jq_env_duration("STF_REPAIRD_LEASE", 1000, &o->lease_ms, err, errlen)) < 0 ||
-        (r = jq_env_duration("STF_REPAIRD_RETRY_BASE", 10, &o->retry_base_ms, err, errlen)) < 0 ||
-        (r = jq_env_duration("STF_REPAIRD_RETRY_MAX", 10, &o->retry_max_ms, err, errlen)) < 0 ||
-        (r = jq_env_duration("STF_REPAIRD_SWEEP_INTERVAL", 50, &o->sweep_interval_ms, err,
+    if ((r = env_duration_ms("STF_REPAIRD_LEASE", 1000, &o->lease_ms, err, errlen)) < 0 ||
+        (r = env_duration_ms("STF_REPAIRD_RETRY_BASE", 10, &o->retry_base_ms, err, errlen)) < 0 ||
+        (r = env_duration_ms("STF_REPAIRD_RETRY_MAX", 10, &o->retry_max_ms, err, errlen)) < 0 ||
+        (r = env_duration_ms("STF_REPAIRD_SWEEP_INTERVAL", 50, &o->sweep_interval_ms, err,
                              errlen)) < 0 ||
-        (r = jq_env_duration("STF_REPAIRD_STALE", 100, &o->stale_ms, err, errlen)) < 0)
+        (r = env_duration_ms("STF_REPAIRD_STALE", 100, &o->stale_ms, err, errlen)) < 0)
         return r;
     v = getenv("STF_REPAIRD_MAX_ATTEMPTS");
     if (v && *v && parse_uint(v, 1, 1000, &o->max_attempts) < 0) {

@@ -6,6 +6,7 @@
 #include "blob_path.h"
 #include "config.h"
 #include "db.h"
+#include "env_knob.h"
 #include "http_client.h"
 #include "job.h"
 #include "jobs.h"
@@ -56,28 +57,15 @@ struct scrub_counts {
     uint64_t objects, copies, bytes, bad;
 };
 
-static int scrub_env_duration(const char *var, uint64_t *ret, char *err, size_t errlen)
-{
-    const char *v = getenv(var);
-
-    if (!v || !*v)
-        return 0;
-    if (parse_duration_ms(v, ret) < 0) {
-        snprintf(err, errlen, "bad %s '%.40s' (a duration such as 0, 30s, 24h)", var, v);
-        return -EINVAL;
-    }
-    return 0;
-}
-
 int scrub_opts_load(struct scrub_opts *o, char *err, size_t errlen)
 {
     int r;
 
     o->start_delay_ms = 60000;
     o->pass_min_ms = 24ull * 3600 * 1000;
-    r = scrub_env_duration("STF_REPAIRD_SCRUB_START", &o->start_delay_ms, err, errlen);
+    r = env_duration_ms("STF_REPAIRD_SCRUB_START", 0, &o->start_delay_ms, err, errlen);
     if (r == 0)
-        r = scrub_env_duration("STF_REPAIRD_SCRUB_PASS", &o->pass_min_ms, err, errlen);
+        r = env_duration_ms("STF_REPAIRD_SCRUB_PASS", 0, &o->pass_min_ms, err, errlen);
     return r;
 }
 

@@ -428,9 +428,10 @@ PROGRAMS = {"dispatcher": ("dispatcher", "dispatcher"), "storaged": ("storaged",
             "repaird": ("repaird", "repaird"), "clusterctl": ("clusterctl", "clusterctl")}
 
 
-def run_program(s, prog, args, command=False):
+def run_program(s, prog, args, command=False, env=None):
     """(exit code, stderr) of a program run with args (storaged with a --root first; clusterctl
-    with the status command after them when command is set)."""
+    with the status command after them when command is set), with env added to the
+    environment."""
     argv = [procs.build_path(*PROGRAMS[prog])]
     if prog == "storaged":
         argv += ["--root", s.p.path("cfg-root")]
@@ -438,7 +439,8 @@ def run_program(s, prog, args, command=False):
     if prog == "clusterctl" and command:
         argv += ["status"]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=20,
-                       stdin=subprocess.DEVNULL, errors="replace")
+                       stdin=subprocess.DEVNULL, errors="replace",
+                       env=dict(os.environ, **(env or {})))
     return r.returncode, r.stderr
 
 
@@ -503,6 +505,14 @@ def test_bad_command_lines(s):
             assert rc == 2, (prog, args, rc, err)
             assert err.count("\n") == 1 and err.startswith(prog + ": "), (prog, args, err)
             assert what in err, (prog, args, what, err)
+    # the tuning knobs of the environment are checked as strictly as the config file
+    for prog, var, value in [("dispatcher", "STF_DISPATCHER_PUT_GUARD", "0.5s"),
+                             ("dispatcher", "STF_DISPATCHER_PUT_GUARD", "soon"),
+                             ("repaird", "STF_REPAIRD_LEASE", "500ms"),
+                             ("repaird", "STF_REPAIRD_SCRUB_PASS", "-1s")]:
+        rc, err = run_program(s, prog, conf, env={var: value})
+        assert rc == 1 and err.count("\n") == 1, (prog, var, value, rc, err)
+        assert err.startswith("%s: bad %s '%s'" % (prog, var, value)), (prog, var, err)
 
 
 # --- afterwards -----------------------------------------------------------------------------

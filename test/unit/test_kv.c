@@ -1,11 +1,16 @@
 /* test/unit/test_kv.c — common/kv.c against a real Redis: urls (TCP and unix socket), binary-safe
- * commands, error replies, timeouts, lazy connect, and reconnects across a Redis restart. */
+ * commands, error replies, timeouts, lazy connect, reconnects across a Redis restart, and the
+ * subscriber (messages, idle waits longer than the timeout, stop fd, loss and resubscribe). */
 #include "check.h"
 #include "kv.h"
 #include "svc.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 static bool kv_str_is(redisReply *rep, const char *want, size_t len)
 {
@@ -151,6 +156,136 @@ static void test_restart(struct kv *kv)
     freeReplyObject(rep);
 }
 
+static const char *const sub_channels[] = {"stf:test:a", "stf:test:b"};
+
+/* Reads the next message within 2 s; true if it came on channel with payload. */
+static bool sub_got(struct kv *sub, const char *channel, const char *payload)
+{
+    struct kv_msg msg;
+    bool good = false;
+
+    for (int i = 0; i < 20; i++) {
+        int r = kv_sub_read(sub, -1, 100, &msg);
+
+        if (r < 0)
+            return false;
+        if (r == 0)
+            continue;
+        good = strcmp(msg.channel, channel) == 0 && msg.payload_len == strlen(payload) &&
+               strcmp(msg.payload, payload) == 0;
+        kv_msg_free(&msg);
+        return good;
+    }
+    return false;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Subscribers on the server: "PUBSUB NUMSUB channel" (-1 when it cannot be asked). */
+static long long numsub(struct kv *kv, const char *channel)
+{
+    redisReply *rep = kv_commandf(kv, "PUBSUB NUMSUB %s", channel);
+    long long n = -1;
+
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[1]->type == REDIS_REPLY_INTEGER)
+        n = rep->element[1]->integer;
+    freeReplyObject(rep);
+    return n;
+}
+
+static void test_subscribe_messages(struct kv *pub, struct kv *sub)
+{
+    struct kv_msg msg;
+    int64_t t0;
+    int r;
+
+    CHECK(kv_subscribe(sub, sub_channels, 0) == -EINVAL, "no channels: -EINVAL");
+    CHECK(kv_subscribe(sub, sub_channels, 2) == 0, "subscribe to two channels");
+    CHECK(numsub(pub, sub_channels[1]) == 1, "Redis counts one subscriber");
+    CHECK(kv_publish(pub, sub_channels[0], "one") == 0 &&
+              kv_publish(pub, sub_channels[1], "two") == 0 &&
+              kv_publish(pub, sub_channels[0], "three") == 0,
+          "publish three messages");
+    CHECK(sub_got(sub, sub_channels[0], "one"), "first message, first channel");
+    CHECK(sub_got(sub, sub_channels[1], "two"), "second message, second channel");
+    CHECK(sub_got(sub, sub_channels[0], "three"), "third message (read together with the others)");
+    /* idle for twice the connection's 500 ms reply timeout: no reconnect, nothing lost */
+    t0 = mono_ms();
+    r = kv_sub_read(sub, -1, 1000, &msg);
+    CHECK(r == 0 && mono_ms() - t0 >= 900, "idle wait returns 0 after wait_ms (%d)", r);
+    r = kv_sub_read(sub, -1, 100, &msg);
+    CHECK(r == 0, "another idle wait: still subscribed (%d)", r);
+    CHECK(numsub(pub, sub_channels[0]) == 1, "still one subscriber after idling");
+    CHECK(kv_publish(pub, sub_channels[1], "after idle") == 0 &&
+              sub_got(sub, sub_channels[1], "after idle"),
+          "message after idling arrives on the same subscription");
+}
+
+static void test_subscribe_stop(struct kv *sub)
+{
+    uint64_t one = 1;
+    struct kv_msg msg;
+    int fd = eventfd(0, EFD_CLOEXEC);
+    int64_t t0 = mono_ms();
+
+    CHECK(fd >= 0 && write(fd, &one, sizeof(one)) == sizeof(one), "stop fd signalled");
+    CHECK(kv_sub_read(sub, fd, 5000, &msg) == -ECANCELED && mono_ms() - t0 < 1000,
+          "kv_sub_read returns -ECANCELED at once when the stop fd is readable");
+    if (fd >= 0)
+        close(fd);
+}
+
+static void test_subscribe_loss(struct kv *pub, struct kv *sub)
+{
+    struct kv_msg msg;
+    int r = 0;
+
+    CHECK(svc_redis_stop() == 0, "Redis stopped");
+    for (int i = 0; i < 20 && r >= 0; i++)
+        r = kv_sub_read(sub, -1, 100, &msg);
+    CHECK(r == -EIO, "loss reported as -EIO (%d): %s", r, kv_error(sub));
+    CHECK(kv_sub_read(sub, -1, 10, &msg) == -EIO, "reading a lost subscription keeps failing");
+    CHECK(kv_subscribe(sub, sub_channels, 2) == -EIO, "subscribe fails while Redis is down");
+    CHECK(svc_redis_start() == 0, "Redis started");
+    CHECK(kv_subscribe(sub, sub_channels, 2) == 0, "resubscribed after the restart");
+    CHECK(kv_publish(pub, sub_channels[0], "back") == 0 && sub_got(sub, sub_channels[0], "back"),
+          "messages flow again");
+}
+
+static void test_subscribe(void)
+{
+    char err[256];
+    struct kv *pub = kv_open(svc_env("STF_REDIS_URL"), 500, err, sizeof(err));
+    struct kv *sub = kv_open(svc_env("STF_REDIS_URL"), 500, err, sizeof(err));
+    struct kv_msg msg;
+    char url[300];
+
+    CHECK(pub && sub, "open publisher and subscriber");
+    if (!pub || !sub)
+        goto out;
+    CHECK(kv_sub_read(sub, -1, 10, &msg) == -EIO, "reading before subscribing fails");
+    test_subscribe_messages(pub, sub);
+    test_subscribe_stop(sub);
+    test_subscribe_loss(pub, sub);
+    kv_free(sub);
+    snprintf(url, sizeof(url), "unix://%s", svc_env("REDIS_SOCKET"));
+    sub = kv_open(url, 500, err, sizeof(err));
+    CHECK(sub && kv_subscribe(sub, sub_channels, 2) == 0, "subscribe over the unix socket");
+    CHECK(sub && kv_publish(pub, sub_channels[1], "unix") == 0 &&
+              sub_got(sub, sub_channels[1], "unix"),
+          "message over the unix socket");
+out:
+    kv_free(pub);
+    kv_free(sub);
+}
+
 int main(void)
 {
     char err[256];
@@ -167,5 +302,6 @@ int main(void)
     test_timeout(kv);
     test_restart(kv);
     kv_free(kv);
+    test_subscribe();
     return check_done();
 }
