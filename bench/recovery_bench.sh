@@ -12,8 +12,9 @@
 # $TMPDIR or /var/tmp): it needs about 3x BYTES free. BENCH_KEEP=1
 # keeps it. BENCH_SKIP_LOGICAL=1 skips the (slow) per-object recovery; BENCH_STORAGED_THREADS=N
 # passes --threads N to both storaged; BENCH_PERF=FILE records
-# a system-wide perf profile of the fresh copy. Prints one result line per measurement and a
-# summary table at the end.
+# a system-wide perf profile of the fresh copy. repaird's STF_RECOVER_* variables pass through
+# (STF_RECOVER_PULLS=0: every fetch relayed through repaird as a librsync delta, as before
+# the batched pulls). Prints one result line per measurement and a summary table at the end.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -121,6 +122,9 @@ pid_repaird=$bench_last_pid
 bench_machine
 echo "pids: peer storaged $pid_peer, target storaged $pid_disk, repaird $pid_repaird"
 echo "data: $FILES files, $BYTES bytes requested; rsync $(rsync --version | head -1 | awk '{print $3}')"
+echo "recovery settings: STF_RECOVER_PULLS=${STF_RECOVER_PULLS:-default}" \
+    "STF_RECOVER_PULL_FILES=${STF_RECOVER_PULL_FILES:-default}" \
+    "STF_RECOVER_LANES=${STF_RECOVER_LANES:-default}"
 [ "$fresh_fs" = 1 ] && echo "file systems: a fresh ext4 ($fs_size bytes, loop device) for the peer and for every copy"
 t0=$(now)
 python3 "$data" fill "http://127.0.0.1:$p1" "$FILES" "$BYTES" 1

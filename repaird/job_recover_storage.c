@@ -23,8 +23,10 @@
 #include <time.h>
 
 #define RECOVER_LANES_DEFAULT 16
-#define RECOVER_WINDOW 512    /* manifest entries between the cursor and the newest */
-#define RECOVER_SAVE_MS 1000  /* progress saved (and modes checked) this often */
+#define RECOVER_PULLS_DEFAULT 4       /* batches the target pulls from the peer at once */
+#define RECOVER_PULL_FILES_DEFAULT 64 /* files in one batch */
+#define RECOVER_WINDOW 1024           /* manifest entries between the cursor and the newest */
+#define RECOVER_SAVE_MS 1000          /* progress saved (and modes checked) this often */
 #define RECOVER_SYNC_MS 10000 /* the target synced (and the resume cursor moved) this often */
 #define RECOVER_MTIME_SLACK_NS 2000000000LL /* copies of one write differ by milliseconds */
 #define RECOVER_FILE_TRIES 3
@@ -64,7 +66,7 @@ struct recover {
     unsigned nalts;
     int64_t storage_id, from_id;
     bool from_explicit;
-    unsigned lanes;
+    unsigned lanes, pulls, pull_files;
     uint64_t sync_ms;
     /* persisted in the payload */
     enum recover_phase phase;
@@ -579,11 +581,11 @@ static int recover_submit(struct recover *rc, struct recover_win *w)
 /* Submits entries waiting for a retry. */
 static int recover_retries(struct recover *rc)
 {
-    for (unsigned i = 0; i < rc->win_n && rcopy_has_free_lane(rc->rc); i++) {
+    for (unsigned i = 0; i < rc->win_n; i++) {
         struct recover_win *w = win_at(rc, rc->win_seq + i);
         int r;
 
-        if (w->retry && (r = recover_submit(rc, w)) < 0)
+        if (w->retry && rcopy_can_submit(rc->rc, &w->it) && (r = recover_submit(rc, w)) < 0)
             return r;
     }
     return 0;
@@ -596,6 +598,19 @@ static bool recover_retry_pending(struct recover *rc)
             return true;
     }
     return false;
+}
+
+static enum rcopy_op recover_op(const struct recover_next *n)
+{
+    return !n->has_p ? RCOPY_DELETE : !n->has_t ? RCOPY_FETCH : RCOPY_UPDATE;
+}
+
+/* Whether the engine can take the entry now (one that is the same file needs nothing). */
+static bool recover_can_push(struct recover *rc, const struct recover_next *n)
+{
+    struct rcopy_item it = {.op = recover_op(n), .size = n->has_p ? n->pe.size : 0};
+
+    return n->same || rcopy_can_submit(rc->rc, &it);
 }
 
 /* Adds one merged manifest entry to the window (and starts it unless it is the same file). */
@@ -619,7 +634,7 @@ static int recover_push(struct recover *rc, const struct recover_next *n)
         rc->same++;
         return 0;
     }
-    w->it.op = !n->has_p ? RCOPY_DELETE : !n->has_t ? RCOPY_FETCH : RCOPY_UPDATE;
+    w->it.op = recover_op(n);
     return recover_submit(rc, w);
 }
 
@@ -776,7 +791,7 @@ static int recover_merge(struct recover *rc, struct manifest_file *mp, struct ma
                 return r;
             continue;
         }
-        if (rc->win_n >= RECOVER_WINDOW || !rcopy_has_free_lane(rc->rc)) {
+        if (rc->win_n >= RECOVER_WINDOW || !recover_can_push(rc, &rc->batch[rc->batch_i])) {
             r = recover_wait(rc, err, errlen);
             if (r < 0)
                 return r;
@@ -811,6 +826,8 @@ static int recover_copy(struct recover *rc, char *err, size_t errlen)
     struct rcopy_opts o = {.src_uri = rc->peer->uri,
                            .dst_uri = rc->target->uri,
                            .lanes = rc->lanes,
+                           .pulls = rc->pulls,
+                           .pull_files = rc->pull_files,
                            .throttle = rc->job->ctx->throttle,
                            .defer_sync = true,
                            .done = recover_file_done,
@@ -852,9 +869,9 @@ static int recover_copy(struct recover *rc, char *err, size_t errlen)
     rc->run_bytes_start = rc->bytes_done;
     rc->last_sync_ms = job_now_ms();
     log_info("event=recover_copy id=%" PRId64 " storage=%s peer=%s cursor=%s peer_files=%" PRIu64
-             " peer_bytes=%" PRIu64 " target_files=%" PRIu64 " lanes=%u",
+             " peer_bytes=%" PRIu64 " target_files=%" PRIu64 " lanes=%u pulls=%u",
              rc->job->id, rc->target->name, rc->peer->name, rc->cursor[0] ? rc->cursor : "-",
-             mp.files, mp.bytes, mt.files, rc->lanes);
+             mp.files, mp.bytes, mt.files, rc->lanes, rc->pulls);
     r = rcopy_new(&o, &rc->rc);
     if (r < 0) {
         snprintf(err, errlen, "out of memory");
@@ -954,13 +971,14 @@ static enum job_result recover_stopped(struct recover *rc, int r, const char *er
     }
 }
 
-/* A positive integer from the environment, else def. */
+/* An integer in [min, max] from the environment, else def. */
 static long recover_env(const char *name, long min, long max, long def)
 {
     const char *s = getenv(name);
-    long v = s ? strtol(s, NULL, 10) : 0;
+    char *end = NULL;
+    long v = s && *s ? strtol(s, &end, 10) : 0;
 
-    return v >= min && v <= max ? v : def;
+    return end && *end == '\0' && v >= min && v <= max ? v : def;
 }
 
 static enum job_result recover_phases(struct recover *rc)
@@ -1035,6 +1053,10 @@ static enum job_result recover_storage_run(struct job *job)
     rc->db = job->ctx->db;
     rc->lanes =
         (unsigned) recover_env("STF_RECOVER_LANES", 1, RCOPY_LANES_MAX, RECOVER_LANES_DEFAULT);
+    rc->pulls =
+        (unsigned) recover_env("STF_RECOVER_PULLS", 0, RCOPY_PULLS_MAX, RECOVER_PULLS_DEFAULT);
+    rc->pull_files =
+        (unsigned) recover_env("STF_RECOVER_PULL_FILES", 1, 1024, RECOVER_PULL_FILES_DEFAULT);
     rc->sync_ms = (uint64_t) recover_env("STF_RECOVER_SYNC_MS", 100, 3600000, RECOVER_SYNC_MS);
     rc->run_start_ms = job_now_ms();
     rc->last_save_ms = rc->run_start_ms;

@@ -1,11 +1,14 @@
 /* repaird/rsync_copy.c — lanes of signature/delta/patch transfers on one curl multi handle; each
  * lane pipes the peer's delta response into the target's chunked patch request through a ring
- * buffer, pausing whichever side is ahead. */
+ * buffer, pausing whichever side is ahead. Files the target lacks entirely go in batches to
+ * the target, which pulls them from the peer itself (rsync_pull.c). */
 #include "rsync_copy.h"
 
 #include "buf.h"
 #include "http_client.h"
 #include "log.h"
+#include "rsync_pull.h"
+#include "stopflag.h"
 #include "throttle.h"
 
 #include <curl/curl.h>
@@ -26,6 +29,9 @@
 #define RCOPY_CONNECT_TIMEOUT_MS 5000L
 #define RCOPY_STALL_S 120L /* a transfer that moves nothing for this long fails */
 #define RCOPY_SYNC_TIMEOUT_MS (30u * 60 * 1000)
+#define RCOPY_PULL_BYTES (16ull << 20)    /* bytes of one batch (one file may be larger) */
+#define RCOPY_PULL_FILE_MAX (64ull << 20) /* larger files stream through a lane instead */
+#define RCOPY_PULL_MIN_BYTES (64u << 10)  /* smallest batch limit under a throttle */
 
 enum lane_stage { LANE_IDLE = 0, LANE_SIG, LANE_DELTA, LANE_DELETE };
 
@@ -67,6 +73,10 @@ struct rcopy {
     int sync_err;
     char sync_url[RCOPY_URL_MAX], sync_errbuf[CURL_ERROR_SIZE], sync_msg[RCOPY_URL_MAX + 320];
     struct lane lanes[RCOPY_LANES_MAX];
+    struct rpull pulls[RCOPY_PULLS_MAX];
+    int filling;                 /* the batch being filled, -1 none */
+    uint64_t pull_not_before_ms; /* the throttle's debt: no batch starts before */
+    uint64_t pull_bytes_max;
     unsigned finished_now; /* items reported during the current rcopy_run */
     uint64_t last_tick_ms;
 };
@@ -260,23 +270,30 @@ static void lane_reset_io(struct lane *l)
     buf_reset(&l->sig);
 }
 
-static void easy_common(CURL *h, struct lane *l, const char *url, char *errbuf)
+void rcopy_easy_base(void *easy, const char *url, char *errbuf)
 {
+    CURL *h = easy;
+
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PROXY, "");
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, RCOPY_CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "stf-repaird/" STF_VERSION);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    errbuf[0] = '\0';
+}
+
+static void easy_common(CURL *h, struct lane *l, const char *url, char *errbuf)
+{
+    rcopy_easy_base(h, url, errbuf);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, RCOPY_STALL_S);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, RCOPY_CURL_BUF);
     curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, RCOPY_CURL_BUF);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "stf-repaird/" STF_VERSION);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_PRIVATE, l);
-    errbuf[0] = '\0';
 }
 
 static int lane_add(struct lane *l, CURL *h, bool *active)
@@ -411,9 +428,9 @@ static int start_delete(struct lane *l)
     return lane_add(l, l->dst, &l->dst_active);
 }
 
-static int curl_errno(CURLcode code)
+int rcopy_curl_errno(int code)
 {
-    switch (code) {
+    switch ((CURLcode) code) {
     case CURLE_OPERATION_TIMEDOUT:
         return -ETIMEDOUT;
     case CURLE_COULDNT_CONNECT:
@@ -443,7 +460,8 @@ static void src_done(struct lane *l, CURLcode code)
     if (l->cb_err)
         lane_finish(l, l->cb_err, "stopped");
     else if (code != CURLE_OK)
-        lane_finish(l, curl_errno(code), "POST %s: %s", l->src_url, curl_msg(code, l->src_err));
+        lane_finish(l, rcopy_curl_errno((int) code), "POST %s: %s", l->src_url,
+                    curl_msg(code, l->src_err));
     else if (l->delta_status == 404)
         lane_finish(l, -ENOENT, "the peer has no %s", l->it.name);
     else if (l->delta_status == 200)
@@ -470,7 +488,8 @@ static int patch_done(struct lane *l, CURLcode code, long status)
         return 0;
     }
     if (code != CURLE_OK) {
-        lane_finish(l, curl_errno(code), "POST %s: %s", l->dst_url, curl_msg(code, l->dst_err));
+        lane_finish(l, rcopy_curl_errno((int) code), "POST %s: %s", l->dst_url,
+                    curl_msg(code, l->dst_err));
         return 0;
     }
     if (status == 201) {
@@ -508,7 +527,8 @@ static int dst_done(struct lane *l, CURLcode code)
     switch (l->stage) {
     case LANE_SIG:
         if (code != CURLE_OK) {
-            lane_finish(l, curl_errno(code), "POST %s: %s", l->dst_url, curl_msg(code, l->dst_err));
+            lane_finish(l, rcopy_curl_errno((int) code), "POST %s: %s", l->dst_url,
+                        curl_msg(code, l->dst_err));
             return 0;
         }
         if (status == 404)
@@ -524,7 +544,7 @@ static int dst_done(struct lane *l, CURLcode code)
         return patch_done(l, code, status);
     case LANE_DELETE:
         if (code != CURLE_OK)
-            lane_finish(l, curl_errno(code), "DELETE %s: %s", l->dst_url,
+            lane_finish(l, rcopy_curl_errno((int) code), "DELETE %s: %s", l->dst_url,
                         curl_msg(code, l->dst_err));
         else if (http_status_ok(status) || status == 404)
             lane_finish(l, 0, NULL);
@@ -588,6 +608,17 @@ int rcopy_new(const struct rcopy_opts *o, struct rcopy **ret)
         c->o.lanes = 1;
     if (c->o.lanes > RCOPY_LANES_MAX)
         c->o.lanes = RCOPY_LANES_MAX;
+    if (c->o.pulls > RCOPY_PULLS_MAX)
+        c->o.pulls = RCOPY_PULLS_MAX;
+    if (c->o.pull_files < 1 || c->o.pull_files > RPULL_FILES_MAX)
+        c->o.pull_files = RPULL_FILES_MAX;
+    c->filling = -1;
+    c->pull_bytes_max = RCOPY_PULL_BYTES;
+    if (throttle_rate(c->o.throttle) > 0) { /* small batches keep the rate smooth */
+        c->pull_bytes_max = throttle_rate(c->o.throttle) / 4;
+        if (c->pull_bytes_max < RCOPY_PULL_MIN_BYTES)
+            c->pull_bytes_max = RCOPY_PULL_MIN_BYTES;
+    }
     c->multi = curl_multi_init();
     c->sync = curl_easy_init();
     if (!c->multi || !c->sync)
@@ -601,6 +632,10 @@ int rcopy_new(const struct rcopy_opts *o, struct rcopy **ret)
         l->src = curl_easy_init();
         l->dst = curl_easy_init();
         if (!l->ring || !l->src || !l->dst)
+            goto fail;
+    }
+    for (unsigned i = 0; i < c->o.pulls; i++) {
+        if (rpull_init(&c->pulls[i]) < 0)
             goto fail;
     }
     *ret = c;
@@ -625,6 +660,11 @@ void rcopy_free(struct rcopy *c)
             curl_easy_cleanup(l->dst);
         free(l->ring);
         buf_release(&l->sig);
+    }
+    for (unsigned i = 0; i < c->o.pulls; i++) {
+        if (c->pulls[i].running && c->multi)
+            curl_multi_remove_handle(c->multi, c->pulls[i].h);
+        rpull_release(&c->pulls[i]);
     }
     if (c->sync) {
         if (c->sync_state == SYNC_RUNNING)
@@ -651,13 +691,120 @@ unsigned rcopy_in_flight(const struct rcopy *c)
 
     for (unsigned i = 0; i < c->o.lanes; i++)
         n += c->lanes[i].stage != LANE_IDLE;
+    for (unsigned i = 0; i < c->o.pulls; i++)
+        n += c->pulls[i].n;
     return n;
+}
+
+/* --- batches pulled by the target ---------------------------------------------------------- */
+
+static bool pull_fits(const struct rcopy *c, const struct rcopy_item *it)
+{
+    return c->o.pulls > 0 && it->op == RCOPY_FETCH && !it->src_uri &&
+           it->size <= RCOPY_PULL_FILE_MAX;
+}
+
+static bool pull_full(const struct rcopy *c, const struct rpull *p)
+{
+    return p->n >= c->o.pull_files || p->bytes >= c->pull_bytes_max;
+}
+
+static int pull_idle(const struct rcopy *c)
+{
+    for (unsigned i = 0; i < c->o.pulls; i++) {
+        if (!c->pulls[i].running && c->pulls[i].n == 0)
+            return (int) i;
+    }
+    return -1;
+}
+
+static void pull_report(void *arg, const struct rcopy_item *it, const struct rcopy_result *res)
+{
+    struct rcopy *c = arg;
+
+    c->finished_now++;
+    if (c->o.done)
+        c->o.done(c->o.done_arg, it, res);
+}
+
+/* Starts the batch being filled once the throttle allows. */
+static void pull_launch(struct rcopy *c)
+{
+    struct rpull *p;
+    uint64_t now = rcopy_now_ms(), wait_ms;
+    int r;
+
+    if (c->filling < 0 || now < c->pull_not_before_ms)
+        return;
+    p = &c->pulls[c->filling];
+    if (p->n == 0)
+        return;
+    c->filling = -1;
+    if (stopflag_raised()) {
+        rpull_finish(p, CURLE_OK, -ECANCELED, pull_report, c);
+        return;
+    }
+    wait_ms = throttle_charge(c->o.throttle, p->bytes);
+    c->pull_not_before_ms = now + wait_ms;
+    r = rpull_start(p, c->multi, c->o.dst_uri, c->o.src_uri, throttle_rate(c->o.throttle));
+    if (r < 0)
+        rpull_finish(p, CURLE_OK, r, pull_report, c);
+}
+
+static int pull_add(struct rcopy *c, const struct rcopy_item *it)
+{
+    struct rpull *p;
+    int r;
+
+    if (c->filling < 0)
+        c->filling = pull_idle(c);
+    if (c->filling < 0)
+        return -EBUSY;
+    p = &c->pulls[c->filling];
+    r = rpull_add(p, it);
+    if (r < 0) {
+        struct rcopy_result res = {.err = r};
+
+        snprintf(res.errmsg, sizeof(res.errmsg), "cannot queue the transfer: %s", strerror(-r));
+        pull_report(c, it, &res);
+        return 0;
+    }
+    if (pull_full(c, p))
+        pull_launch(c);
+    return 0;
+}
+
+/* A batch's request ended. Returns true when h was one. */
+static bool pull_done(struct rcopy *c, CURL *h, CURLcode code)
+{
+    for (unsigned i = 0; i < c->o.pulls; i++) {
+        struct rpull *p = &c->pulls[i];
+
+        if (p->running && p->h == h) {
+            curl_multi_remove_handle(c->multi, h);
+            rpull_finish(p, code, 0, pull_report, c);
+            return true;
+        }
+    }
+    return false;
+}
+
+bool rcopy_can_submit(const struct rcopy *c, const struct rcopy_item *it)
+{
+    if (!pull_fits(c, it))
+        return rcopy_has_free_lane(c);
+    if (c->filling >= 0)
+        return !pull_full(c, &c->pulls[c->filling]);
+    return pull_idle(c) >= 0;
 }
 
 int rcopy_submit(struct rcopy *c, const struct rcopy_item *it)
 {
     struct lane *l = NULL;
     int r;
+
+    if (pull_fits(c, it))
+        return pull_add(c, it);
 
     for (unsigned i = 0; i < c->o.lanes && !l; i++) {
         if (c->lanes[i].stage == LANE_IDLE)
@@ -706,7 +853,7 @@ static void sync_done(struct rcopy *c, CURLcode code)
     c->sync_state = SYNC_DONE;
     c->sync_err = 0;
     if (code != CURLE_OK) {
-        c->sync_err = curl_errno(code);
+        c->sync_err = rcopy_curl_errno((int) code);
         snprintf(c->sync_msg, sizeof(c->sync_msg), "POST %s: %s", c->sync_url,
                  curl_msg(code, c->sync_errbuf));
     } else if (status != 204 && status != 200) {
@@ -721,19 +868,12 @@ int rcopy_sync_start(struct rcopy *c)
         return -EBUSY;
     if (url_for(c->o.dst_uri, "/_rsync/sync", "", c->sync_url) < 0)
         return -ENAMETOOLONG;
-    curl_easy_reset(c->sync);
-    curl_easy_setopt(c->sync, CURLOPT_URL, c->sync_url);
-    curl_easy_setopt(c->sync, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c->sync, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c->sync, CURLOPT_PROXY, "");
-    curl_easy_setopt(c->sync, CURLOPT_CONNECTTIMEOUT_MS, RCOPY_CONNECT_TIMEOUT_MS);
+    rcopy_easy_base(c->sync, c->sync_url, c->sync_errbuf);
     curl_easy_setopt(c->sync, CURLOPT_TIMEOUT_MS, (long) RCOPY_SYNC_TIMEOUT_MS);
     curl_easy_setopt(c->sync, CURLOPT_POST, 1L);
     curl_easy_setopt(c->sync, CURLOPT_POSTFIELDS, "");
     curl_easy_setopt(c->sync, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) 0);
     curl_easy_setopt(c->sync, CURLOPT_WRITEFUNCTION, sync_write);
-    curl_easy_setopt(c->sync, CURLOPT_ERRORBUFFER, c->sync_errbuf);
-    c->sync_errbuf[0] = '\0';
     if (curl_multi_add_handle(c->multi, c->sync) != CURLM_OK)
         return -ENOMEM;
     c->sync_state = SYNC_RUNNING;
@@ -783,6 +923,8 @@ int rcopy_run(struct rcopy *c, int timeout_ms)
                 sync_done(c, code);
                 continue;
             }
+            if (pull_done(c, h, code))
+                continue;
             curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **) &l);
             if (!l)
                 continue;
@@ -800,6 +942,7 @@ int rcopy_run(struct rcopy *c, int timeout_ms)
             if (l->finished)
                 lane_report(c, l);
         }
+        pull_launch(c); /* a batch not full: nothing else comes to fill it now */
         r = rcopy_tick(c);
         if (r < 0)
             return r;

@@ -1,8 +1,10 @@
 /* repaird/rsync_copy.h — the byte-moving engine of the whole-disk copy: several files at once on
  * one curl multi handle, each streamed peer -> repaird -> target through a bounded pipe:
  * [signature of the target's copy ->] librsync delta from the peer -> patch on the target, which
- * verifies size and MD5 before the file becomes visible; or a DELETE on the target. All bytes
- * go through the throttle; no file is ever held in memory (a signature is, bounded). */
+ * verifies size and MD5 before the file becomes visible; or a DELETE on the target. Files the
+ * target lacks go in batches that the target pulls from the peer itself (rsync_pull.h), verified
+ * the same way. All bytes go through the throttle; no file is ever held in memory (a signature
+ * is, bounded). */
 #ifndef REPAIRD_RSYNC_COPY_H
 #define REPAIRD_RSYNC_COPY_H
 
@@ -16,6 +18,7 @@ struct throttle;
 struct rcopy;
 
 #define RCOPY_LANES_MAX 32
+#define RCOPY_PULLS_MAX 16
 #define RCOPY_SIG_MAX (32u << 20) /* = storaged's RSX_SIG_MAX */
 
 enum rcopy_op {
@@ -54,6 +57,10 @@ struct rcopy_opts {
     const char *src_uri; /* the peer, "http://HOST:PORT" */
     const char *dst_uri; /* the storage being rebuilt */
     unsigned lanes;      /* files in flight at once, 1..RCOPY_LANES_MAX */
+    unsigned pulls;      /* batches in flight at once, 0..RCOPY_PULLS_MAX: a FETCH of the
+                          * engine's peer goes into a batch the target pulls from the peer
+                          * itself (POST /_rsync/pull); 0 = every file through a lane */
+    unsigned pull_files; /* files in one batch at most (0 = the largest) */
     struct throttle *throttle;
     bool defer_sync; /* patches with X-STF-Sync: defer (then call rcopy_sync before
                       * trusting them to be durable) */
@@ -68,8 +75,11 @@ int rcopy_new(const struct rcopy_opts *o, struct rcopy **ret);
 /* Aborts whatever is in flight (no done callbacks) and frees. NULL-safe. */
 void rcopy_free(struct rcopy *c);
 
-/* Starts an item on a free lane. Returns 0, or -EBUSY when every lane is busy. */
+/* Starts an item on a free lane, or adds it to a batch (started once full, or when rcopy_run
+ * finds nothing else to do). Returns 0, or -EBUSY when no lane or batch can take it. */
 int rcopy_submit(struct rcopy *c, const struct rcopy_item *it);
+/* Whether rcopy_submit can take it now. */
+bool rcopy_can_submit(const struct rcopy *c, const struct rcopy_item *it);
 bool rcopy_has_free_lane(const struct rcopy *c);
 unsigned rcopy_in_flight(const struct rcopy *c);
 
@@ -78,6 +88,12 @@ unsigned rcopy_in_flight(const struct rcopy *c);
 int rcopy_run(struct rcopy *c, int timeout_ms);
 /* Runs until nothing is in flight. Same returns as rcopy_run. */
 int rcopy_drain(struct rcopy *c);
+
+/* -errno for a CURLcode. */
+int rcopy_curl_errno(int curl_code);
+/* Resets a CURL easy handle to the engine's common options (url, http only, no proxy, no
+ * signals, connect timeout, user agent, errbuf of CURL_ERROR_SIZE, emptied). */
+void rcopy_easy_base(void *easy, const char *url, char *errbuf);
 
 /* POST dst/_rsync/sync: every patch committed so far is durable afterwards.
  * Returns 0 or -errno with one line in err. */

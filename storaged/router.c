@@ -4,6 +4,7 @@
 
 #include "blob_path.h"
 #include "handlers.h"
+#include "rsync_batch.h"
 #include "rsync_endpoints.h"
 
 #include <stdbool.h>
@@ -36,6 +37,8 @@ static const struct sd_route sd_routes[] = {
     {RSYNC_PATH_DELTA, &sd_rsync_delta_endpoint},
     {RSYNC_PATH_PATCH, &sd_rsync_patch_endpoint},
     {RSYNC_PATH_SYNC, &sd_rsync_sync_endpoint},
+    {RSYNC_PATH_PACK, &sd_rsync_pack_endpoint},
+    {RSYNC_PATH_PULL, &sd_rsync_pull_endpoint},
 };
 
 static bool path_char_ok(unsigned char c)

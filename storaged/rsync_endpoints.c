@@ -44,7 +44,7 @@ static const char *rsync_name(struct sd_request *rq, const char *prefix, const c
     return name;
 }
 
-static int parse_u64(const char *s, uint64_t max, uint64_t *ret)
+int rsync_parse_u64(const char *s, uint64_t max, uint64_t *ret)
 {
     uint64_t v = 0;
     int n = 0;
@@ -61,7 +61,7 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *ret)
 }
 
 /* "SEC" or "SEC.NNNNNNNNN" (1..9 fraction digits). */
-static int parse_mtime(const char *s, struct timespec *ret)
+int rsync_parse_mtime(const char *s, struct timespec *ret)
 {
     uint64_t sec = 0, frac = 0;
     const char *dot = strchr(s, '.');
@@ -72,11 +72,11 @@ static int parse_mtime(const char *s, struct timespec *ret)
         return -EINVAL;
     memcpy(whole, s, n);
     whole[n] = '\0';
-    if (parse_u64(whole, INT64_MAX, &sec) < 0)
+    if (rsync_parse_u64(whole, INT64_MAX, &sec) < 0)
         return -EINVAL;
     if (dot) {
         fl = strlen(dot + 1);
-        if (fl == 0 || fl > 9 || parse_u64(dot + 1, 999999999, &frac) < 0)
+        if (fl == 0 || fl > 9 || rsync_parse_u64(dot + 1, 999999999, &frac) < 0)
             return -EINVAL;
         for (; fl < 9; fl++)
             frac *= 10;
@@ -86,7 +86,7 @@ static int parse_mtime(const char *s, struct timespec *ret)
     return 0;
 }
 
-static int parse_md5_hex(const char *s, uint8_t out[16])
+int rsync_parse_md5_hex(const char *s, uint8_t out[16])
 {
     if (strlen(s) != 32)
         return -EINVAL;
@@ -111,7 +111,7 @@ static int parse_md5_hex(const char *s, uint8_t out[16])
     return 0;
 }
 
-static void format_mtime(const struct stat *st, char out[40])
+void rsync_format_mtime(const struct stat *st, char out[40])
 {
     snprintf(out, 40, "%lld.%09ld", (long long) st->st_mtim.tv_sec, (long) st->st_mtim.tv_nsec);
 }
@@ -340,7 +340,7 @@ static int manifest_next_line(struct manifest *m)
             }
             if (!S_ISREG(st.st_mode))
                 continue;
-            format_mtime(&st, mtime);
+            rsync_format_mtime(&st, mtime);
             n = snprintf(m->line, sizeof(m->line), "%s/%s/%s %" PRIu64 " %s\n", m->aa[m->iaa - 1],
                          m->bb[m->ibb - 1], name, (uint64_t) st.st_size, mtime);
             m->line_len = (size_t) n;
@@ -513,7 +513,7 @@ static enum MHD_Result rsync_out_reply(struct sd_request *rq, int fd, struct rsx
         return sd_reply_text(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
     }
     snprintf(num, sizeof(num), "%" PRIu64, (uint64_t) st->st_size);
-    format_mtime(st, mtime);
+    rsync_format_mtime(st, mtime);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
     MHD_add_response_header(resp, "X-STF-Size", num);
     MHD_add_response_header(resp, "X-STF-Mtime", mtime);
@@ -587,7 +587,7 @@ static enum MHD_Result delta_begin(struct sd_request *rq)
 
     if (!rsync_name(rq, RSYNC_PATH_DELTA, &reason))
         return sd_reply_text(rq, MHD_HTTP_BAD_REQUEST, reason);
-    if (cl && (parse_u64(cl, UINT64_MAX, &len) < 0 || len > RSX_SIG_MAX))
+    if (cl && (rsync_parse_u64(cl, UINT64_MAX, &len) < 0 || len > RSX_SIG_MAX))
         return sd_reply_textf(rq, MHD_HTTP_CONTENT_TOO_LARGE, "a signature is at most %u bytes",
                               RSX_SIG_MAX);
     st = calloc(1, sizeof(*st));
@@ -745,13 +745,13 @@ static enum MHD_Result patch_begin(struct sd_request *rq)
     st->basis_fd = -1;
     rq->state = st;
     rq->state_free = patch_state_free;
-    if (!size || parse_u64(size, PATCH_SIZE_MAX, &st->expect_size) < 0)
+    if (!size || rsync_parse_u64(size, PATCH_SIZE_MAX, &st->expect_size) < 0)
         return sd_reply_text(rq, MHD_HTTP_BAD_REQUEST,
                              "X-STF-Expect-Size (the size of the result in bytes) required");
-    if (!md5 || parse_md5_hex(md5, st->expect_md5) < 0)
+    if (!md5 || rsync_parse_md5_hex(md5, st->expect_md5) < 0)
         return sd_reply_text(rq, MHD_HTTP_BAD_REQUEST,
                              "X-STF-Expect-MD5 (32 hex digits: the MD5 of the result) required");
-    if (mtime && parse_mtime(mtime, &st->mtime) < 0)
+    if (mtime && rsync_parse_mtime(mtime, &st->mtime) < 0)
         return sd_reply_text(rq, MHD_HTTP_BAD_REQUEST, "bad X-STF-Mtime (SEC[.NSEC] expected)");
     if (sync && strcasecmp(sync, "defer") != 0)
         return sd_reply_text(rq, MHD_HTTP_BAD_REQUEST, "bad X-STF-Sync (only 'defer')");

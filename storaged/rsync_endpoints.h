@@ -19,11 +19,17 @@
  *      it like a PUT: fsync, rename, directory fsync; with X-STF-Sync: defer the fsyncs are
  *      left to a later POST /_rsync/sync. 201 with X-STF-Literal-Bytes / X-STF-Copied-Bytes.
  * POST /_rsync/sync
- *      syncfs(2) of the storage root: everything committed before is durable. 204. */
+ *      syncfs(2) of the storage root: everything committed before is durable. 204.
+ * The batched fetch of blobs a storage lacks entirely (/_rsync/pack, /_rsync/pull) is in
+ * rsync_batch.h. */
 #ifndef STF_STORAGED_RSYNC_ENDPOINTS_H
 #define STF_STORAGED_RSYNC_ENDPOINTS_H
 
 #include "request.h"
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
 
 extern const struct sd_endpoint sd_rsync_manifest_endpoint;
 extern const struct sd_endpoint sd_rsync_signature_endpoint;
@@ -37,5 +43,15 @@ extern const struct sd_endpoint sd_rsync_sync_endpoint;
 #define RSYNC_PATH_DELTA "/_rsync/delta/"
 #define RSYNC_PATH_PATCH "/_rsync/patch/"
 #define RSYNC_PATH_SYNC "/_rsync/sync"
+
+/* Field parsers the /_rsync/ endpoints share. Each returns 0 or -EINVAL (-ERANGE: too many
+ * digits). A decimal of at most 19 digits, <= max: */
+int rsync_parse_u64(const char *s, uint64_t max, uint64_t *ret);
+/* "SEC" or "SEC.NNNNNNNNN" (1..9 fraction digits): */
+int rsync_parse_mtime(const char *s, struct timespec *ret);
+/* 32 hex digits: */
+int rsync_parse_md5_hex(const char *s, uint8_t out[16]);
+/* The mtime of st as "SEC.NNNNNNNNN". */
+void rsync_format_mtime(const struct stat *st, char out[40]);
 
 #endif

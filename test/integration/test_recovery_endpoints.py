@@ -293,5 +293,93 @@ def test_crash_leftovers_removed_at_start():
         assert re.search(r"tmp_removed=1\b", d.log_text()), d.log_text()
 
 
+def pull(dst, src, lines, headers=None):
+    """POST /_rsync/pull on dst from src; returns {name: (status, bytes, reason)} in order."""
+    h = {"X-STF-Source": "http://%s:%d" % src}
+    h.update(headers or {})
+    st, _, body = req(*dst, "POST", "/_rsync/pull", "".join(l + "\n" for l in lines).encode(), h)
+    assert st == 200, (st, body)
+    out = body.decode().split("\n")
+    assert out[-2:] == ["# end", ""], out[-3:]
+    res = {}
+    for line in out[:-2]:
+        name, status, nbytes, reason = line.split(" ", 3)
+        res[name] = (int(status), int(nbytes), reason)
+    assert list(res) == [l.split(" ")[0] for l in lines], "one line per blob, in order"
+    return res
+
+
+def test_pull_batch():
+    """The target pulls many blobs at once from the peer (pack stream): verified against the MD5
+    given (or the one the peer computed while sending), mtime kept, a corrupt or missing blob
+    reported for itself while the others are stored."""
+    with procs.Procs() as p:
+        ra, ha, pa = start(p, "a")
+        rb, hb, pb = start(p, "b")
+        blobs = {"%032x" % (i * 7919): os.urandom((i * 5113) % 400000) for i in range(40)}
+        blobs["empty"] = b""
+        for n, data in blobs.items():
+            put(ha, pa, n, data)
+        bad = "%032x" % (3 * 7919)  # the peer's copy rots: the ETag no longer matches
+        with open(blob_file(ra, bad), "r+b") as f:
+            f.seek(10)
+            f.write(b"X" if blobs[bad][10:11] != b"X" else b"Y")
+        names = sorted(blobs)
+        lines = []
+        for i, n in enumerate(names):  # every other one without a known MD5
+            md5 = hashlib.md5(blobs[n]).hexdigest() if i % 2 == 0 or n == bad else "-"
+            lines.append("%s %d %s" % (n, len(blobs[n]), md5))
+        lines.insert(5, "feedfacefeedfacefeedfacefeedface 10 -")  # not on the peer
+        res = pull((hb, pb), (ha, pa), lines)
+        assert res["feedfacefeedfacefeedfacefeedface"][0] == 404
+        assert res[bad][0] == 422 and "verification failed" in res[bad][2], res[bad]
+        assert blob_file(rb, bad) is None, "a blob that failed verification is not stored"
+        for n in names:
+            if n == bad:
+                continue
+            assert res[n] == (201, len(blobs[n]), "stored"), (n, res[n])
+            path = blob_file(rb, n)
+            assert open(path, "rb").read() == blobs[n]
+            assert mtime_of(path) == mtime_of(blob_file(ra, n)), "the peer's mtime is kept"
+        assert temp_files(rb) == []
+        st, _, _ = req(hb, pb, "POST", "/_rsync/sync")
+        assert st == 204
+
+
+def test_pull_refusals_and_dead_peer():
+    with procs.Procs() as p:
+        ra, ha, pa = start(p, "a")
+        rb, hb, pb = start(p, "b")
+        name = "%032x" % 42
+        put(ha, pa, name, b"x" * 1000)
+        line = ("%s 1000 -\n" % name).encode()
+        src = {"X-STF-Source": "http://%s:%d" % (ha, pa)}
+        for headers, body in (({}, line),
+                              ({"X-STF-Source": "file:///etc/passwd"}, line),
+                              (src, b"../x 1 -\n"),
+                              (src, b"%s 1 zz\n" % name.encode()),
+                              (src, b"")):
+            st, _, text = req(hb, pb, "POST", "/_rsync/pull", body, headers)
+            assert st == 400, (headers, body, st, text)
+        st, _, text = req(ha, pa, "POST", "/_rsync/pack", b"../../etc 1\n")
+        assert st == 400, (st, text)
+        # the pack stream itself: header, the bytes, the MD5 the peer computed, the end line
+        st, _, text = req(ha, pa, "POST", "/_rsync/pack", b"%s 1\nabsent 0\n" % name.encode())
+        assert st == 200
+        head, rest = text.split(b"\n", 1)
+        assert re.fullmatch(rb"\+ %s 1000 \d+\.\d{9}" % name.encode(), head), head
+        assert rest[:1000] == b"x" * 1000
+        assert rest[1000:] == b". %s\n- absent\n# end files=1\n" % (
+            hashlib.md5(b"x" * 1000).hexdigest().encode()), rest[1000:]
+        # a peer that does not answer: every blob reported 502, nothing stored
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))
+        port = dead.getsockname()[1]
+        dead.close()
+        res = pull((hb, pb), ("127.0.0.1", port), [line.decode().strip()])
+        assert res[name][0] == 502, res
+        assert blob_file(rb, name) is None and temp_files(rb) == []
+
+
 if __name__ == "__main__":
     sys.exit(procs.run_tests(globals()))

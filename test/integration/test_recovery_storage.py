@@ -131,6 +131,10 @@ def test_wiped_disk_comes_back_identical(env):
     assert payload["files_lost"] == 1, payload
     assert payload["phase"] == "finish" and payload["peer"] == ss[0].name, payload
     assert events(rep.log_text(), "recover_object_lost")
+    # the files came in batches the new disk pulled from the peer itself, which caught the
+    # corrupt copies (their MD5 is not the objects' ETag) and stored none of them
+    bad = [e for e in events(ss[2].daemon.log_text(), "pull_mismatch")]
+    assert {e["name"] for e in bad} == {objs[3][1], objs[4][1]}, bad
     hist = env.sql("SELECT from_mode, to_mode, program FROM mode_history WHERE target_id = %d "
                    "AND target_kind = 'storage' ORDER BY id" % ss[2].id)
     assert hist[-2:] == [["down", "repair", "clusterctl"], ["repair", "rw", "repaird"]], hist
@@ -253,6 +257,8 @@ def test_repaird_killed_mid_copy_resumes(env):
     wait_for("a resume cursor",
              lambda: env.job(jid)["payload"].get("cursor_files_done", 0) >= 20, timeout=60)
     rep.kill9()
+    # killed with batches in flight on the new disk (it goes on pulling from the peer alone)
+    assert events(ss[2].daemon.log_text(), "pull_done"), "the files come in batches"
     done_before = env.job(jid)["payload"]["cursor_files_done"]
     assert done_before < 160
     rep2 = env.repaird(extra_env={"STF_RECOVER_SYNC_MS": "500"})

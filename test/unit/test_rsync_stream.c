@@ -1,11 +1,14 @@
 /* test/unit/test_rsync_stream.c — storaged's librsync streaming: signature -> delta -> patch
- * round trips through small, odd-sized pieces, the no-basis path, and refused inputs. */
+ * round trips through small, odd-sized pieces, the no-basis path, and refused inputs; and the
+ * decoder of the batched pack stream (any piece sizes, missing blobs, malformed streams). */
 #include "check.h"
 #include "digest.h"
+#include "rsync_pack.h"
 #include "rsync_stream.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,6 +181,100 @@ out:
     close(ofd);
 }
 
+/* --- the pack stream decoder ------------------------------------------------------------- */
+
+struct pack_seen {
+    char log[512]; /* "begin NAME SIZE SEC;data N;end MD5;missing NAME;" */
+    size_t data;
+};
+
+static void seen_add(struct pack_seen *s, const char *what, const char *a, unsigned long long b)
+{
+    size_t n = strlen(s->log);
+
+    snprintf(s->log + n, sizeof(s->log) - n, "%s %s %llu;", what, a, b);
+}
+
+static int seen_begin(void *arg, const char *name, uint64_t size, const struct timespec *mtime)
+{
+    struct pack_seen *s = arg;
+
+    seen_add(s, "begin", name, (unsigned long long) size);
+    return mtime->tv_sec == 1700000000 && mtime->tv_nsec == 5 ? 0 : -EINVAL;
+}
+
+static int seen_data(void *arg, const void *data, size_t len)
+{
+    struct pack_seen *s = arg;
+
+    (void) data;
+    s->data += len;
+    return 0;
+}
+
+static int seen_end(void *arg, const char *md5hex)
+{
+    struct pack_seen *s = arg;
+
+    seen_add(s, "end", md5hex[0] ? md5hex : "-", (unsigned long long) s->data);
+    s->data = 0;
+    return 0;
+}
+
+static int seen_missing(void *arg, const char *name)
+{
+    seen_add(arg, "missing", name, 0);
+    return 0;
+}
+
+static const struct pack_cbs seen_cbs = {seen_begin, seen_data, seen_end, seen_missing};
+
+/* Feeds text in pieces of `piece` bytes. Returns the first error, 0, and whether it ended. */
+static int pack_run(const char *text, size_t len, size_t piece, struct pack_seen *s, bool *ended)
+{
+    struct pack_decoder d;
+    int r = 0;
+
+    memset(s, 0, sizeof(*s));
+    pack_decoder_init(&d, &seen_cbs, s);
+    for (size_t off = 0; off < len && r == 0; off += piece)
+        r = pack_decoder_feed(&d, text + off, len - off < piece ? len - off : piece);
+    *ended = pack_decoder_ended(&d);
+    return r;
+}
+
+static void test_pack_decoder(void)
+{
+    static const char ok[] =
+        "+ aaa 5 1700000000.000000005\nhello. 5d41402abc4b2a76b9719d911017c592\n"
+        "- bbb\n+ ccc 0 1700000000.000000005\n. -\n# end files=2\n";
+    static const char *const bad[] = {
+        "+ aaa 5 1700000000.000000005\nhello# end files=1\n",       /* no trailer */
+        "+ ../x 1 1700000000.000000005\nx. -\n# end files=1\n",     /* bad name */
+        "+ aaa 5 1700000000.000000005\nhello. zz\n# end files=1\n", /* bad MD5 */
+        "? what\n",                                                 /* unknown line */
+        "# end files=0\nmore",                                      /* bytes after the end */
+    };
+    struct pack_seen s;
+    bool ended;
+    int r;
+
+    for (size_t piece = 1; piece <= sizeof(ok); piece = piece * 3 + 1) {
+        r = pack_run(ok, sizeof(ok) - 1, piece, &s, &ended);
+        CHECK(r == 0 && ended, "pack stream in %zu-byte pieces: decoded (%d)", piece, r);
+        CHECK_STR(s.log,
+                  "begin aaa 5;end 5d41402abc4b2a76b9719d911017c592 5;missing bbb 0;"
+                  "begin ccc 0;end - 0;",
+                  "pack stream: the callbacks");
+    }
+    r = pack_run(ok, sizeof(ok) - 1 - 14, 7, &s, &ended);
+    CHECK(r == 0 && !ended, "a pack stream without its end line is not ended");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r = pack_run(bad[i], strlen(bad[i]), 4, &s, &ended);
+        CHECK(r == -EPROTO, "malformed pack stream %zu refused (%d)", i, r);
+    }
+}
+
 int main(void)
 {
     size_t n = 300 * 1000, big = 5 * 1000 * 1000;
@@ -319,5 +416,6 @@ int main(void)
     }
     free(a);
     free(b);
+    test_pack_decoder();
     return check_done();
 }
