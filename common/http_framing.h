@@ -10,7 +10,7 @@ unsigned http_header_count(struct MHD_Connection *conn, const char *name, const 
 
 /* NULL, or why the request's framing is refused: several Content-Length or Transfer-Encoding
  * headers, both together, or a coding other than chunked. *ret_status receives 400, or 501
- * for a list of codings that ends with chunked (well-formed, not implemented). */
+ * for a list of codings that ends with chunked (well-formed, but only chunked is supported). */
 const char *http_framing_invalid(struct MHD_Connection *conn, unsigned *ret_status);
 
 #endif

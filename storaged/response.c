@@ -60,6 +60,20 @@ enum MHD_Result sd_reply_textf(struct sd_request *rq, unsigned status, const cha
     return sd_reply(rq, status, resp);
 }
 
+struct MHD_Response *sd_stream_response(size_t block, MHD_ContentReaderCallback rd, void *cls,
+                                        MHD_ContentReaderFreeCallback fr, const char *ctype)
+{
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, block, rd,
+                                                                  cls, fr);
+
+    if (!resp) {
+        fr(cls);
+        return NULL;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    return resp;
+}
+
 enum MHD_Result sd_reply_empty(struct sd_request *rq, unsigned status)
 {
     return sd_reply(rq, status, MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));

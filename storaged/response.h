@@ -17,6 +17,11 @@ enum MHD_Result sd_reply_text(struct sd_request *rq, unsigned status, const char
 enum MHD_Result sd_reply_textf(struct sd_request *rq, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A streamed body of unknown length, read by rd in blocks of block bytes, with Content-Type
+ * ctype; fr(cls) runs when the response ends. NULL when out of memory (fr(cls) has run). */
+struct MHD_Response *sd_stream_response(size_t block, MHD_ContentReaderCallback rd, void *cls,
+                                        MHD_ContentReaderFreeCallback fr, const char *ctype);
+
 /* An empty body (201, 204, 304...). */
 enum MHD_Result sd_reply_empty(struct sd_request *rq, unsigned status);
 

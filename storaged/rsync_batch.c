@@ -288,13 +288,9 @@ static enum MHD_Result pack_end(struct sd_request *rq)
         pack_out_free(p);
         return sd_reply_text(rq, MHD_HTTP_BAD_REQUEST, reason);
     }
-    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, PACK_BLOCK, pack_read, p,
-                                             pack_out_free);
-    if (!resp) {
-        pack_out_free(p);
+    resp = sd_stream_response(PACK_BLOCK, pack_read, p, pack_out_free, "application/octet-stream");
+    if (!resp)
         return sd_reply_text(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
     return sd_reply(rq, MHD_HTTP_OK, resp);
 }
 

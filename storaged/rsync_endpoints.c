@@ -442,13 +442,10 @@ static enum MHD_Result manifest_get(struct sd_request *rq)
         return sd_reply_errno(rq, r, "cannot list the root");
     }
     m->naa = (unsigned) r;
-    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, RSYNC_BLOCK, manifest_read, m,
-                                             manifest_free);
-    if (!resp) {
-        manifest_free(m);
+    resp = sd_stream_response(RSYNC_BLOCK, manifest_read, m, manifest_free,
+                              "text/plain; charset=utf-8");
+    if (!resp)
         return sd_reply_text(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
     return sd_reply(rq, MHD_HTTP_OK, resp);
 }
 
@@ -506,15 +503,12 @@ static enum MHD_Result rsync_out_reply(struct sd_request *rq, int fd, struct rsx
     o->fd = fd;
     o->rd = rd;
     snprintf(o->name, sizeof(o->name), "%.*s", (int) rq->name_len, rq->name);
-    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, RSYNC_BLOCK, rsync_out_read, o,
-                                             rsync_out_free);
-    if (!resp) {
-        rsync_out_free(o);
+    resp = sd_stream_response(RSYNC_BLOCK, rsync_out_read, o, rsync_out_free,
+                              "application/octet-stream");
+    if (!resp)
         return sd_reply_text(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
-    }
     snprintf(num, sizeof(num), "%" PRIu64, (uint64_t) st->st_size);
     rsync_format_mtime(st, mtime);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
     MHD_add_response_header(resp, "X-STF-Size", num);
     MHD_add_response_header(resp, "X-STF-Mtime", mtime);
     if (md5hex)
