@@ -74,8 +74,12 @@ static void rb_run_note(struct job *job, struct rb_run *run, const char *note)
         return;
     if (db_run(job->ctx->db,
                "UPDATE rebalances SET note = $2, updated_at = now() WHERE id = $1::bigint", 2,
-               params) == 0)
-        snprintf(run->note, sizeof(run->note), "%s", note);
+               params) == 0) {
+        size_t n = strnlen(note, sizeof(run->note) - 1); /* cut short to the cached copy */
+
+        memcpy(run->note, note, n);
+        run->note[n] = '\0';
+    }
 }
 
 /* Whether the run still wants this job to work: it is running and names this job. A paused,

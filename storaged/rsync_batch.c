@@ -8,9 +8,11 @@
 #include "digest.h"
 #include "http_client.h"
 #include "log.h"
+#include "offload.h"
 #include "response.h"
 #include "rsync_endpoints.h"
 #include "rsync_pack.h"
+#include "server.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -32,9 +34,15 @@
 #define PULL_CONNECT_TIMEOUT_MS 5000L
 #define PULL_STALL_S 60L /* a peer that sends nothing for this long fails */
 
+struct pull;
+
 struct batch_list {
     struct buf body;
+    struct pull *pull;  /* POST /_rsync/pull */
+    bool pull_running; /* handed to an offload thread (then answered when it is done) */
 };
+
+static void pull_free(struct pull *p);
 
 static const char *header(struct sd_request *rq, const char *name)
 {
@@ -47,6 +55,7 @@ static void list_free(struct sd_request *rq, bool ok)
     struct batch_list *l = rq->state;
 
     (void) ok;
+    pull_free(l->pull);
     buf_release(&l->body);
     free(l);
     rq->state = NULL;
@@ -313,6 +322,10 @@ struct pull_item {
 
 struct pull {
     struct blob_store *store;
+    struct sd_offload *offload;
+    struct sd_offload_job job;
+    const char *source; /* X-STF-Source, valid while the request lives */
+    uint64_t rate;
     struct pull_item *items;
     size_t n, next;
     /* the blob being received */
@@ -553,6 +566,16 @@ static CURL *pull_handle(void)
     return h;
 }
 
+/* Gives up a transfer once storaged is stopping. */
+static int pull_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                         curl_off_t ulnow)
+{
+    struct pull *p = arg;
+
+    (void) dltotal, (void) dlnow, (void) ultotal, (void) ulnow;
+    return sd_offload_cancelled(p->offload) ? 1 : 0;
+}
+
 /* The request body for the peer. */
 static int pull_pack_list(const struct pull *p, struct buf *out)
 {
@@ -565,7 +588,7 @@ static int pull_pack_list(const struct pull *p, struct buf *out)
 
 /* POST SOURCE/_rsync/pack, decoding the answer into the blobs. Returns 0, or -errno with a
  * reason for the items not reached. */
-static int pull_fetch(struct pull *p, const char *source, uint64_t rate, char *err, size_t errlen)
+static int pull_fetch(struct pull *p, char *err, size_t errlen)
 {
     char url[PULL_SOURCE_MAX + 32], errbuf[CURL_ERROR_SIZE] = "";
     struct curl_slist *hdrs = NULL;
@@ -581,7 +604,7 @@ static int pull_fetch(struct pull *p, const char *source, uint64_t rate, char *e
         r = -ENOMEM;
         goto out;
     }
-    snprintf(url, sizeof(url), "%s%s", source, RSYNC_PATH_PACK);
+    snprintf(url, sizeof(url), "%s%s", p->source, RSYNC_PATH_PACK);
     hdrs = curl_slist_append(NULL, "Expect:");
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, url);
@@ -598,8 +621,11 @@ static int pull_fetch(struct pull *p, const char *source, uint64_t rate, char *e
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, pull_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, p);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    if (rate > 0)
-        curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t) rate);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, pull_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, p);
+    if (p->rate > 0)
+        curl_easy_setopt(h, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t) p->rate);
     pack_decoder_init(&p->dec, &pull_cbs, p);
     code = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -607,6 +633,9 @@ static int pull_fetch(struct pull *p, const char *source, uint64_t rate, char *e
     if (status != 200 && status != 0) {
         snprintf(err, errlen, "the peer answered HTTP %ld to %s", status, RSYNC_PATH_PACK);
         r = -EIO;
+    } else if (sd_offload_cancelled(p->offload)) {
+        snprintf(err, errlen, "storaged is stopping");
+        r = -ECANCELED;
     } else if (code != CURLE_OK || !pack_decoder_ended(&p->dec)) {
         snprintf(err, errlen, "the peer's stream failed: %s",
                  errbuf[0]          ? errbuf
@@ -620,13 +649,35 @@ out:
     return r;
 }
 
-static void pull_release(struct pull *p)
+static void pull_free(struct pull *p)
 {
+    if (!p)
+        return;
     if (p->tmp.fd >= 0)
         blob_tmp_discard(p->store, &p->tmp);
     md5_free(p->md5);
     free(p->wbuf);
     free(p->items);
+    free(p);
+}
+
+static struct pull *pull_new(struct sd_request *rq)
+{
+    struct pull *p = calloc(1, sizeof(*p));
+
+    if (!p)
+        return NULL;
+    p->store = rq->store;
+    p->offload = sd_server_offload(rq->srv);
+    p->tmp.fd = -1;
+    p->items = calloc(RSYNC_BATCH_FILES_MAX, sizeof(*p->items));
+    p->md5 = md5_new();
+    p->wbuf = malloc(PULL_WBUF);
+    if (!p->items || !p->md5 || !p->wbuf) {
+        pull_free(p);
+        return NULL;
+    }
+    return p;
 }
 
 /* The answer: one line per item. */
@@ -653,7 +704,7 @@ static enum MHD_Result pull_reply(struct sd_request *rq, struct pull *p)
     return sd_reply(rq, MHD_HTTP_OK, resp);
 }
 
-static void pull_log(const struct pull *p, const char *source)
+static void pull_log(const struct pull *p)
 {
     uint64_t bytes = 0;
     size_t stored = 0;
@@ -662,60 +713,67 @@ static void pull_log(const struct pull *p, const char *source)
         stored += p->items[i].status == 201;
         bytes += p->items[i].bytes;
     }
-    log_info("event=pull_done source=%s files=%zu stored=%zu bytes=%" PRIu64, source, p->n, stored,
-             bytes);
+    log_info("event=pull_done source=%s files=%zu stored=%zu bytes=%" PRIu64, p->source, p->n,
+             stored, bytes);
 }
 
-static enum MHD_Result pull_run(struct sd_request *rq, struct pull *p, char *body)
+/* On an offload thread, the connection suspended: the fetch, then the answer is sent by
+ * pull_end_handler's second call. */
+static void pull_work(void *arg)
 {
-    const char *source = header(rq, "X-STF-Source"),
-               *rate_s = header(rq, "X-STF-Max-Bytes-Per-Sec");
-    const char *reason;
-    struct statvfs vfs;
-    uint64_t bytes, rate = 0;
-    char err[200] = "";
+    struct pull *p = arg;
+    char err[200] = "storaged is stopping";
 
-    if (!source_ok(source))
-        return sd_reply_text(rq, MHD_HTTP_BAD_REQUEST,
-                             "X-STF-Source (http://HOST:PORT of the peer) required");
-    if (rate_s && rsync_parse_u64(rate_s, UINT64_MAX, &rate) < 0)
-        return sd_reply_text(rq, MHD_HTTP_BAD_REQUEST, "bad X-STF-Max-Bytes-Per-Sec");
-    reason = pull_parse(p, body, &bytes);
-    if (reason)
-        return sd_reply_text(rq, MHD_HTTP_BAD_REQUEST, reason);
-    if (blob_store_statvfs(rq->store, &vfs) == 0 && bytes > (uint64_t) vfs.f_bavail * vfs.f_frsize)
-        return sd_reply_textf(rq, MHD_HTTP_INSUFFICIENT_STORAGE,
-                              "not enough space for %" PRIu64 " bytes", bytes);
-    if (pull_fetch(p, source, rate, err, sizeof(err)) < 0) {
-        log_warn("event=pull_failed source=%s files=%zu reached=%zu error=\"%s\"", source, p->n,
-                 p->next, err);
+    if (sd_offload_cancelled(p->offload) || pull_fetch(p, err, sizeof(err)) < 0) {
+        log_warn("event=pull_failed source=%s files=%zu reached=%zu error=\"%s\"", p->source,
+                 p->n, p->next, err);
         for (size_t i = 0; i < p->n; i++) {
             if (p->items[i].status == 0)
                 pull_fail_item(&p->items[i], 502, "%s", err);
         }
     }
-    pull_log(p, source);
-    return pull_reply(rq, p);
+    pull_log(p);
+}
+
+/* Checks the request and hands the pull to an offload thread. */
+static enum MHD_Result pull_start(struct sd_request *rq, struct batch_list *l)
+{
+    const char *rate_s = header(rq, "X-STF-Max-Bytes-Per-Sec");
+    const char *reason;
+    struct statvfs vfs;
+    struct pull *p = l->pull;
+    uint64_t bytes;
+
+    p->source = header(rq, "X-STF-Source");
+    if (!source_ok(p->source))
+        return sd_reply_text(rq, MHD_HTTP_BAD_REQUEST,
+                             "X-STF-Source (http://HOST:PORT of the peer) required");
+    if (rate_s && rsync_parse_u64(rate_s, UINT64_MAX, &p->rate) < 0)
+        return sd_reply_text(rq, MHD_HTTP_BAD_REQUEST, "bad X-STF-Max-Bytes-Per-Sec");
+    reason = pull_parse(p, l->body.ptr, &bytes);
+    if (reason)
+        return sd_reply_text(rq, MHD_HTTP_BAD_REQUEST, reason);
+    if (blob_store_statvfs(rq->store, &vfs) == 0 && bytes > (uint64_t) vfs.f_bavail * vfs.f_frsize)
+        return sd_reply_textf(rq, MHD_HTTP_INSUFFICIENT_STORAGE,
+                              "not enough space for %" PRIu64 " bytes", bytes);
+    if (sd_offload_submit(p->offload, &p->job, rq->conn, pull_work, p) < 0)
+        return sd_reply_text(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "storaged is stopping");
+    l->pull_running = true;
+    return MHD_YES;
 }
 
 static enum MHD_Result pull_end_handler(struct sd_request *rq)
 {
     struct batch_list *l = rq->state;
-    struct pull p = {.store = rq->store, .tmp = {.fd = -1}};
-    enum MHD_Result mr;
 
+    if (l->pull_running) /* the second call: the offload thread is done */
+        return pull_reply(rq, l->pull);
     if (l->body.len == 0 || buf_append(&l->body, "", 1) < 0)
         return sd_reply_text(rq, MHD_HTTP_BAD_REQUEST, "an empty or too long list");
-    p.items = calloc(RSYNC_BATCH_FILES_MAX, sizeof(*p.items));
-    p.md5 = md5_new();
-    p.wbuf = malloc(PULL_WBUF);
-    if (!p.items || !p.md5 || !p.wbuf) {
-        pull_release(&p);
+    l->pull = pull_new(rq);
+    if (!l->pull)
         return sd_reply_text(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
-    }
-    mr = pull_run(rq, &p, l->body.ptr);
-    pull_release(&p);
-    return mr;
+    return pull_start(rq, l);
 }
 
 const struct sd_endpoint sd_rsync_pull_endpoint = {

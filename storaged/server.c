@@ -5,6 +5,7 @@
 #include "addr.h"
 #include "blob_store.h"
 #include "log.h"
+#include "offload.h"
 #include "response.h"
 #include "router.h"
 
@@ -26,6 +27,7 @@
 struct sd_server {
     struct MHD_Daemon *mhd;
     struct blob_store *store;
+    struct sd_offload *offload;
     atomic_uint in_flight;
     atomic_bool stopping;
     char addr[80];
@@ -255,7 +257,8 @@ int sd_server_start(struct blob_store *store, const struct sd_server_opts *o,
     /* poll, not epoll: with MHD 0.9.75's edge-triggered epoll, a client that closes while body
      * bytes are unread (an aborted upload) leaves its request in flight forever (no timeout),
      * so SIGTERM never drains. Found by the dispatcher's tests; level-triggered poll sees it. */
-    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
     int r;
 
     r = addr_parse(o->listen, &ss, &sslen);
@@ -269,6 +272,12 @@ int sd_server_start(struct blob_store *store, const struct sd_server_opts *o,
     if (!s)
         return -ENOMEM;
     s->store = store;
+    r = sd_offload_new(o->threads, &s->offload);
+    if (r < 0) {
+        snprintf(err, errlen, "cannot start the offload threads: %s", strerror(-r));
+        free(s);
+        return r;
+    }
     atomic_store(&sd_starting, true);
     errno = 0;
     /* The logger goes first, so that MHD reports problems with the other options through it. */
@@ -293,6 +302,7 @@ int sd_server_start(struct blob_store *store, const struct sd_server_opts *o,
     if (!s->mhd) {
         r = errno ? -errno : -EADDRNOTAVAIL;
         snprintf(err, errlen, "cannot listen on %s: %s", o->listen, strerror(-r));
+        sd_offload_stop(s->offload);
         free(s);
         return r;
     }
@@ -300,6 +310,11 @@ int sd_server_start(struct blob_store *store, const struct sd_server_opts *o,
         snprintf(s->addr, sizeof(s->addr), "%s", o->listen);
     *ret = s;
     return 0;
+}
+
+struct sd_offload *sd_server_offload(struct sd_server *s)
+{
+    return s->offload;
 }
 
 const char *sd_server_address(const struct sd_server *s)
@@ -331,6 +346,8 @@ void sd_server_free(struct sd_server *s)
 {
     if (!s)
         return;
+    /* First: MHD 0.9.75 aborts when stopped with a connection still suspended. */
+    sd_offload_stop(s->offload);
     if (s->mhd)
         MHD_stop_daemon(s->mhd);
     free(s);

@@ -9,6 +9,7 @@
 #include "config.h"
 
 struct blob_store;
+struct sd_offload;
 struct sd_server;
 
 struct sd_server_opts {
@@ -23,6 +24,9 @@ struct sd_server_opts {
  * sd_server_free). Returns 0 or -errno with a one-line reason in err. */
 int sd_server_start(struct blob_store *store, const struct sd_server_opts *opts,
                     struct sd_server **ret, char *err, size_t errlen);
+
+/* The offload threads of long blocking request work (offload.h); as many as HTTP threads. */
+struct sd_offload *sd_server_offload(struct sd_server *s);
 
 /* The bound address, "HOST:PORT" with the real port (also when 0 was asked). */
 const char *sd_server_address(const struct sd_server *s);

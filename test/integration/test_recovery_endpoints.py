@@ -6,8 +6,11 @@ signature + delta + patch, and the refusals (bad names and headers, wrong MD5, c
 import hashlib
 import os
 import re
+import signal
 import socket
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.join(os.environ.get("STF_SRC", "."), "test", "harness"))
 import procs  # noqa: E402
@@ -379,6 +382,96 @@ def test_pull_refusals_and_dead_peer():
         res = pull((hb, pb), ("127.0.0.1", port), [line.decode().strip()])
         assert res[name][0] == 502, res
         assert blob_file(rb, name) is None and temp_files(rb) == []
+
+
+class StallingPeer:
+    """A peer whose /_rsync/pack answer starts, then sends nothing until release()."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = threading.Event()
+        self.done = threading.Event()
+        self.conn = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.conn, _ = self.sock.accept()
+        self.conn.recv(65536)
+        self.conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+        self.accepted.set()
+        self.done.wait(120)
+        self.conn.close()
+
+    def release(self):
+        """Cuts the stream short: the pull then reports its blobs 502."""
+        self.done.set()
+        self.thread.join(10)
+        self.sock.close()
+
+
+def pull_in_background(dst, src, line):
+    out = {}
+
+    def run():
+        try:
+            out["res"] = req(*dst, "POST", "/_rsync/pull", line,
+                             {"X-STF-Source": "http://%s:%d" % src})
+        except OSError as e:
+            out["error"] = e
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, out
+
+
+def test_pull_runs_off_the_http_threads():
+    """A pull waits on the peer on an offload thread, its connection suspended: storaged's only
+    HTTP thread (--threads 1) goes on answering; SIGTERM waits for the pull and its answer."""
+    with procs.Procs() as p:
+        root = p.path("b")
+        d = p.spawn("b", [STORAGED, "--init", "--root", root, "--listen", "127.0.0.1:0",
+                          "--threads", "1"])
+        hb, pb = d.wait_listening()
+        peer = StallingPeer()
+        line = ("%032x 1000 -\n" % 7).encode()
+        t, out = pull_in_background((hb, pb), ("127.0.0.1", peer.port), line)
+        assert peer.accepted.wait(10), "storaged did not reach the peer"
+        for path in ("/_health", "/%032x" % 8):
+            t0 = time.monotonic()
+            st, _, _ = req(hb, pb, "GET", path)
+            assert st in (200, 404) and time.monotonic() - t0 < 2.0, (path, st)
+        d.signal(signal.SIGTERM)  # drains: the pull is in flight
+        time.sleep(0.5)
+        assert d.alive() and t.is_alive(), "storaged stopped with a pull in flight"
+        peer.release()
+        t.join(10)
+        st, _, body = out["res"]
+        assert st == 200 and body.split(b" ")[1] == b"502", (st, body)
+        assert d.wait_exit(10) == 0
+
+
+def test_pull_cancelled_by_a_forced_stop():
+    """A second SIGTERM gives up a stalled pull at once: no wait for the peer, no crash of
+    libmicrohttpd over a suspended connection, nothing stored."""
+    with procs.Procs() as p:
+        root, hb, pb = start(p, "b")
+        d = p.daemons[-1]
+        peer = StallingPeer()
+        t, out = pull_in_background((hb, pb), ("127.0.0.1", peer.port),
+                                    ("%032x 1000 -\n" % 7).encode())
+        assert peer.accepted.wait(10), "storaged did not reach the peer"
+        d.signal(signal.SIGTERM)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        d.signal(signal.SIGTERM)
+        assert d.wait_exit(10) == 0
+        assert time.monotonic() - t0 < 5.0
+        t.join(10)
+        peer.release()
+        assert blob_file(root, "%032x" % 7) is None and temp_files(root) == []
 
 
 if __name__ == "__main__":
