@@ -1,14 +1,26 @@
-/* common/db.c — PostgreSQL access through libpq: connection setup, bound-parameter statements,
- * transactions, one-line error reporting, and a single transparent reconnect outside a transaction.
- */
+/* common/db.c — PostgreSQL access through libpq: connection setup, bound-parameter statements
+ * (each SQL text prepared once per connection), transactions, one-line error reporting, and a
+ * single transparent reconnect outside a transaction. */
 #include "db.h"
 
+#include "hash.h"
 #include "log.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define DB_STMTS_MAX 64 /* prepared statements per connection; further SQL texts run unprepared */
+
+/* A statement prepared on the current connection, found by its SQL text. */
+struct db_stmt {
+    char *sql;
+    uint64_t hash; /* of sql */
+    bool stale;    /* its plan no longer fits (e.g. after ALTER TABLE): DEALLOCATE before use */
+    char name[24]; /* "stf_<n>", never reused on one struct db */
+};
 
 struct db {
     PGconn *conn;
@@ -16,6 +28,9 @@ struct db {
     char err[512];       /* last error, one line */
     char sqlstate[6];    /* last error's SQLSTATE, "" when none */
     char constraint[64]; /* last error's constraint name, "" when none */
+    uint64_t stmt_seq;   /* the number in the last statement name given out */
+    size_t nstmts;       /* stmts[0..nstmts) are prepared on conn */
+    struct db_stmt stmts[DB_STMTS_MAX];
 };
 
 /* Copies the first line of msg into out, without a "ERROR:  "-style prefix or trailing space. */
@@ -104,12 +119,21 @@ fail:
     return NULL;
 }
 
+/* Forgets every prepared statement (the server forgot them with its session). */
+static void db_stmts_forget(struct db *db)
+{
+    for (size_t i = 0; i < db->nstmts; i++)
+        free(db->stmts[i].sql);
+    db->nstmts = 0;
+}
+
 void db_free(struct db *db)
 {
     if (!db)
         return;
     if (db->conn)
         PQfinish(db->conn);
+    db_stmts_forget(db);
     free(db);
 }
 
@@ -117,6 +141,7 @@ void db_free(struct db *db)
 static bool db_reconnect(struct db *db)
 {
     PQreset(db->conn);
+    db_stmts_forget(db);
     if (PQstatus(db->conn) == CONNECTION_OK) {
         log_debug("event=db_reconnected");
         return true;
@@ -140,16 +165,146 @@ static bool db_result_ok(const PGresult *res)
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
+static struct db_stmt *db_stmt_find(struct db *db, const char *sql, uint64_t hash)
+{
+    for (size_t i = 0; i < db->nstmts; i++) {
+        struct db_stmt *st = &db->stmts[i];
+
+        if (st->hash == hash && strcmp(st->sql, sql) == 0)
+            return st;
+    }
+    return NULL;
+}
+
+static void db_stmt_remove(struct db *db, struct db_stmt *st)
+{
+    free(st->sql);
+    *st = db->stmts[--db->nstmts];
+}
+
+/* Checks and clears the result of a command of db.c's own (PREPARE, DEALLOCATE). Returns 0
+ * or -EIO (error stored). */
+static int db_command_done(struct db *db, PGresult *res)
+{
+    int r = 0;
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        db_set_error(db, res, NULL);
+        r = -EIO;
+    }
+    PQclear(res);
+    return r;
+}
+
+/* DEALLOCATEs a stale statement and forgets it. Fails (error stored, -EIO) as any statement
+ * would, e.g. inside a transaction that an earlier statement aborted. */
+static int db_stmt_deallocate(struct db *db, struct db_stmt *st)
+{
+    char sql[sizeof(st->name) + 16];
+
+    snprintf(sql, sizeof(sql), "DEALLOCATE %s", st->name);
+    if (db_command_done(db, PQexec(db->conn, sql)) < 0)
+        return -EIO;
+    db_stmt_remove(db, st);
+    return 0;
+}
+
+/* Prepares sql under a new name. Returns 1 (*ret set), 0 when the cache is full (run it
+ * unprepared), or -EIO: the prepare failed as the statement itself would have (error stored). */
+static int db_stmt_add(struct db *db, const char *sql, uint64_t hash, struct db_stmt **ret)
+{
+    struct db_stmt *st;
+
+    if (db->nstmts == DB_STMTS_MAX)
+        return 0;
+    st = &db->stmts[db->nstmts];
+    st->sql = strdup(sql);
+    if (!st->sql)
+        return 0;
+    st->hash = hash;
+    st->stale = false;
+    snprintf(st->name, sizeof(st->name), "stf_%" PRIu64, ++db->stmt_seq);
+    if (db_command_done(db, PQprepare(db->conn, st->name, sql, 0, NULL)) < 0) {
+        free(st->sql);
+        st->sql = NULL;
+        return -EIO;
+    }
+    db->nstmts++;
+    *ret = st;
+    return 1;
+}
+
+/* The prepared statement for sql, prepared now if needed. Returns 1 (*ret set; *ret_cached
+ * tells whether it was prepared before this call), 0 (run sql unprepared), or -EIO. */
+static int db_stmt_get(struct db *db, const char *sql, struct db_stmt **ret, bool *ret_cached)
+{
+    uint64_t hash = hash_murmur64(sql, strlen(sql));
+    struct db_stmt *st = db_stmt_find(db, sql, hash);
+
+    *ret_cached = false;
+    if (st && st->stale) {
+        if (db_stmt_deallocate(db, st) < 0)
+            return -EIO;
+        st = NULL;
+    }
+    if (st) {
+        *ret = st;
+        *ret_cached = true;
+        return 1;
+    }
+    return db_stmt_add(db, sql, hash, ret);
+}
+
+/* After a failed execution of a statement prepared earlier: true when the failure says that
+ * the server-side statement is outdated ("cached plan must not change result type" after DDL,
+ * 0A000) or gone (26000). It is then prepared again on its next use. */
+static bool db_stmt_outdated(struct db *db, struct db_stmt *st)
+{
+    if (strcmp(db->sqlstate, "26000") == 0) {
+        db_stmt_remove(db, st);
+        return true;
+    }
+    if (strcmp(db->sqlstate, "0A000") == 0) {
+        st->stale = true;
+        return true;
+    }
+    return false;
+}
+
+/* One attempt of a statement with parameters, prepared (see db_stmt_get). On a failure the
+ * result is NULL, the error stored, and *ret_outdated set as db_stmt_outdated() says. */
+static PGresult *db_exec_params(struct db *db, const char *sql, int nparams,
+                                const char *const *params, bool *ret_outdated)
+{
+    struct db_stmt *st = NULL;
+    bool cached = false;
+    PGresult *res;
+    int r = db_stmt_get(db, sql, &st, &cached);
+
+    if (r < 0)
+        return NULL;
+    if (r == 0)
+        res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    else
+        res = PQexecPrepared(db->conn, st->name, nparams, params, NULL, NULL, 0);
+    if (db_result_ok(res))
+        return res;
+    db_set_error(db, res, NULL);
+    PQclear(res);
+    *ret_outdated = cached && db_stmt_outdated(db, st);
+    return NULL;
+}
+
 /* One attempt; on a failure the result is NULL and the error stored. */
 static PGresult *db_exec_once(struct db *db, const char *sql, int nparams,
-                              const char *const *params, bool script)
+                              const char *const *params, bool script, bool *ret_outdated)
 {
     PGresult *res;
 
-    if (script)
-        res = PQexec(db->conn, sql);
-    else
-        res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    *ret_outdated = false;
+    if (!script)
+        return db_exec_params(db, sql, nparams, params, ret_outdated);
+    res = PQexec(db->conn, sql);
     if (db_result_ok(res))
         return res;
     db_set_error(db, res, NULL);
@@ -161,6 +316,7 @@ static PGresult *db_exec_retry(struct db *db, const char *sql, int nparams,
                                const char *const *params, bool script)
 {
     PGTransactionStatusType before;
+    bool outdated;
     PGresult *res;
 
     db_clear_error(db);
@@ -179,7 +335,12 @@ static PGresult *db_exec_retry(struct db *db, const char *sql, int nparams,
             return NULL;
         before = PQTRANS_IDLE;
     }
-    res = db_exec_once(db, sql, nparams, params, script);
+    res = db_exec_once(db, sql, nparams, params, script, &outdated);
+    if (!res && outdated && db_may_reconnect(db, before)) {
+        /* Outside a transaction nothing was aborted: prepare it again and retry once. */
+        log_debug("event=db_statement_outdated sqlstate=%s", db->sqlstate);
+        res = db_exec_once(db, sql, nparams, params, script, &outdated);
+    }
     if (res || PQstatus(db->conn) == CONNECTION_OK)
         goto out;
     if (!db_may_reconnect(db, before)) {
@@ -189,7 +350,7 @@ static PGresult *db_exec_retry(struct db *db, const char *sql, int nparams,
     log_debug("event=db_connection_lost err=\"%s\"", db->err);
     if (!db_reconnect(db))
         goto out;
-    res = db_exec_once(db, sql, nparams, params, script);
+    res = db_exec_once(db, sql, nparams, params, script, &outdated);
 out:
     if (!res)
         log_debug("event=db_error sqlstate=%s err=\"%s\"", db->sqlstate[0] ? db->sqlstate : "-",

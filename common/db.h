@@ -1,5 +1,6 @@
 /* common/db.h — PostgreSQL access through libpq: one connection per struct db (one per thread),
- * bound parameters only, and a transparent reconnect after a server restart. */
+ * bound parameters only (statements prepared transparently), and a transparent reconnect after a
+ * server restart. */
 #ifndef STF_DB_H
 #define STF_DB_H
 
@@ -18,14 +19,19 @@ void db_free(struct db *db);
 /* Runs one statement with text parameters ($1..$n; a NULL element is SQL NULL).
  * Outside a transaction, a broken connection is re-established and the statement retried
  * once. Returns the result (caller PQclear()s it) when its status is COMMAND_OK or
- * TUPLES_OK; otherwise logs at debug, stores the message for db_error(), and returns NULL. */
+ * TUPLES_OK; otherwise logs at debug, stores the message for db_error(), and returns NULL.
+ * Each distinct SQL text (compared as text, so it may be built at run time) is prepared once
+ * per connection, for the first 64 texts; later ones run unprepared. A reconnect prepares
+ * again. A statement whose plan DDL made unfit ("cached plan must not change result type")
+ * is prepared again and, outside a transaction, retried once; inside one it fails (0A000) like
+ * any failed statement, and the next use after db_rollback() works. */
 PGresult *db_exec(struct db *db, const char *sql, int nparams, const char *const *params);
 
 /* Like db_exec for statements whose result is not needed. Returns 0 or -EIO. */
 int db_run(struct db *db, const char *sql, int nparams, const char *const *params);
 
-/* Runs a script of several statements without parameters (PQexec), e.g. a migration.
- * Same reconnect rule as db_exec. Returns 0 or -EIO. */
+/* Runs a script of several statements without parameters (PQexec, never prepared), e.g. a
+ * migration. Same reconnect rule as db_exec. Returns 0 or -EIO. */
 int db_run_script(struct db *db, const char *sql);
 
 /* Runs sql and reads the first column of the first row as an integer. Returns 0 and sets

@@ -1,6 +1,7 @@
 /* common/kv.c — Redis access through hiredis 0.14: url parsing, lazy connect with timeouts,
- * AUTH/SELECT on connect, a reconnect (with one retry on a stale connection) after failures, and
- * the subscriber side of pub/sub (poll(2) for messages, so an idle connection is never cut). */
+ * AUTH/SELECT on connect, a reconnect (with one retry on a stale connection) after failures,
+ * deferred commands (reply read before the next command), and the subscriber side of pub/sub
+ * (poll(2) for messages, so an idle connection is never cut). */
 #include "kv.h"
 
 #include "log.h"
@@ -25,7 +26,8 @@ struct kv {
     char *password;             /* AUTH password, or NULL */
     unsigned db;
     unsigned timeout_ms;
-    bool ok; /* the last call reached Redis */
+    bool ok;      /* the last call reached Redis */
+    bool pending; /* a deferred command's reply is still to be read from ctx */
     char err[256];
 };
 
@@ -166,19 +168,47 @@ struct kv *kv_open(const char *url, unsigned timeout_ms, char *err, size_t errle
     return kv;
 }
 
+/* Closes the connection; a deferred command's reply not read yet is dropped with it. */
 static void kv_disconnect(struct kv *kv)
 {
     if (kv->ctx) {
         redisFree(kv->ctx);
         kv->ctx = NULL;
     }
+    kv->pending = false;
+}
+
+/* Reads and drops the reply of a deferred command, if one is due. Returns 0, or -EIO when the
+ * connection failed (kv->ctx->err says how). An error reply is only logged. */
+static int kv_drain(struct kv *kv)
+{
+    void *rep = NULL;
+
+    if (!kv->pending)
+        return 0;
+    if (redisGetReply(kv->ctx, &rep) != REDIS_OK)
+        return -EIO;
+    kv->pending = false;
+    if (((redisReply *) rep)->type == REDIS_REPLY_ERROR)
+        log_debug("event=redis_deferred_error err=\"%s\"", ((redisReply *) rep)->str);
+    freeReplyObject(rep);
+    return 0;
+}
+
+/* Closes the connection on purpose: reads a deferred command's reply first (bounded by the
+ * timeout), so that the command is known to have run. */
+static void kv_close(struct kv *kv)
+{
+    if (kv->ctx)
+        kv_drain(kv);
+    kv_disconnect(kv);
 }
 
 void kv_free(struct kv *kv)
 {
     if (!kv)
         return;
-    kv_disconnect(kv);
+    kv_close(kv);
     free(kv->user);
     free(kv->password);
     free(kv);
@@ -260,33 +290,41 @@ static bool kv_stale(const redisContext *c)
            (c->err == REDIS_ERR_IO && (errno == ECONNRESET || errno == EPIPE));
 }
 
-/* Shared by kv_command and kv_commandf: send runs the command once on kv->ctx. */
-typedef redisReply *(*kv_send_fn)(redisContext *c, void *arg);
+/* One try of an operation on kv->ctx: false when the connection failed (kv->ctx->err). */
+typedef bool (*kv_try_fn)(struct kv *kv, void *arg);
 
-static redisReply *kv_run(struct kv *kv, kv_send_fn send, void *arg)
+/* Runs try on a connection, after the reply of an earlier deferred command. (Re)connects when
+ * needed; a connection that had worked before and turns out stale gets one retry on a fresh
+ * one. Returns true when try succeeded. */
+static bool kv_attempt(struct kv *kv, kv_try_fn try, void *arg)
 {
-    redisReply *rep = NULL;
     bool fresh = false, retry;
 
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!kv->ctx) {
             if (kv_connect(kv) < 0)
-                return NULL;
+                return false;
             fresh = true;
         }
         errno = 0;
-        rep = send(kv->ctx, arg);
-        if (rep)
-            break;
+        if (kv_drain(kv) == 0 && try(kv, arg)) {
+            kv->ok = true;
+            return true;
+        }
         retry = !fresh && kv_stale(kv->ctx);
         kv_fail(kv, kv->ctx->errstr);
         kv_disconnect(kv);
         if (!retry)
-            return NULL;
+            return false;
     }
+    return false;
+}
+
+/* The reply of a command that reached Redis (NULL when it did not): NULL for an error reply. */
+static redisReply *kv_reply(struct kv *kv, redisReply *rep)
+{
     if (!rep)
         return NULL;
-    kv->ok = true;
     if (rep->type == REDIS_REPLY_ERROR) {
         snprintf(kv->err, sizeof(kv->err), "%s", rep->str ? rep->str : "redis error reply");
         log_debug("event=redis_error_reply err=\"%s\"", kv->err);
@@ -301,52 +339,88 @@ struct kv_argv {
     int argc;
     const char **argv;
     const size_t *lens;
+    redisReply *rep;
 };
 
-static redisReply *kv_send_argv(redisContext *c, void *arg)
+static bool kv_try_argv(struct kv *kv, void *arg)
 {
     struct kv_argv *a = arg;
 
-    return redisCommandArgv(c, a->argc, a->argv, a->lens);
+    a->rep = redisCommandArgv(kv->ctx, a->argc, a->argv, a->lens);
+    return a->rep != NULL;
+}
+
+/* Writes the command out now; its reply is read by kv_drain() later. */
+static bool kv_try_deferred(struct kv *kv, void *arg)
+{
+    struct kv_argv *a = arg;
+    int done = 0;
+
+    if (redisAppendCommandArgv(kv->ctx, a->argc, a->argv, a->lens) != REDIS_OK)
+        return false;
+    while (!done) {
+        if (redisBufferWrite(kv->ctx, &done) != REDIS_OK)
+            return false;
+    }
+    kv->pending = true;
+    return true;
+}
+
+static bool kv_argv_valid(struct kv *kv, int argc, const char **argv)
+{
+    if (argc > 0 && argv)
+        return true;
+    snprintf(kv->err, sizeof(kv->err), "empty redis command");
+    return false;
 }
 
 redisReply *kv_command(struct kv *kv, int argc, const char **argv, const size_t *lens)
 {
-    struct kv_argv a = {argc, argv, lens};
+    struct kv_argv a = {argc, argv, lens, NULL};
 
-    if (argc <= 0 || !argv) {
-        snprintf(kv->err, sizeof(kv->err), "empty redis command");
+    if (!kv_argv_valid(kv, argc, argv))
         return NULL;
-    }
-    return kv_run(kv, kv_send_argv, &a);
+    return kv_reply(kv, kv_attempt(kv, kv_try_argv, &a) ? a.rep : NULL);
+}
+
+int kv_command_deferred(struct kv *kv, int argc, const char **argv, const size_t *lens)
+{
+    struct kv_argv a = {argc, argv, lens, NULL};
+
+    if (!kv_argv_valid(kv, argc, argv))
+        return -EINVAL;
+    if (!kv_attempt(kv, kv_try_deferred, &a))
+        return -EIO;
+    kv->err[0] = '\0';
+    return 0;
 }
 
 struct kv_fmt {
     const char *fmt;
     va_list ap;
+    redisReply *rep;
 };
 
-static redisReply *kv_send_fmt(redisContext *c, void *arg)
+static bool kv_try_fmt(struct kv *kv, void *arg)
 {
     struct kv_fmt *f = arg;
-    redisReply *rep;
     va_list ap;
 
     va_copy(ap, f->ap);
-    rep = redisvCommand(c, f->fmt, ap);
+    f->rep = redisvCommand(kv->ctx, f->fmt, ap);
     va_end(ap);
-    return rep;
+    return f->rep != NULL;
 }
 
 redisReply *kv_commandf(struct kv *kv, const char *fmt, ...)
 {
     struct kv_fmt f = {.fmt = fmt};
-    redisReply *rep;
+    bool sent;
 
     va_start(f.ap, fmt);
-    rep = kv_run(kv, kv_send_fmt, &f);
+    sent = kv_attempt(kv, kv_try_fmt, &f);
     va_end(f.ap);
-    return rep;
+    return kv_reply(kv, sent ? f.rep : NULL);
 }
 
 bool kv_ok(struct kv *kv)
@@ -396,7 +470,7 @@ int kv_subscribe(struct kv *kv, const char *const *channels, size_t n)
         snprintf(kv->err, sizeof(kv->err), "subscribe to 1..%d channels", KV_SUB_CHANNELS_MAX);
         return -EINVAL;
     }
-    kv_disconnect(kv);
+    kv_close(kv);
     if (kv_connect(kv) < 0)
         return -EIO;
     memcpy(argv + 1, channels, n * sizeof(*channels));

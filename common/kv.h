@@ -1,6 +1,7 @@
 /* common/kv.h — Redis access through hiredis: one connection per struct kv (one per thread),
- * connect and read timeouts, a reconnect on the next call after any failure, and a subscriber
- * mode (SUBSCRIBE, then waiting for messages without reconnecting while merely idle).
+ * connect and read timeouts, a reconnect on the next call after any failure, commands whose
+ * reply is read later (one round trip less), and a subscriber mode (SUBSCRIBE, then waiting for
+ * messages without reconnecting while merely idle).
  * Redis is a helper, never the source of truth: callers treat a failure as "Redis away". */
 #ifndef STF_KV_H
 #define STF_KV_H
@@ -22,7 +23,16 @@ void kv_free(struct kv *kv);
  * Redis is unreachable or answered with an error reply (logged at debug; kv_error() says). */
 redisReply *kv_command(struct kv *kv, int argc, const char **argv, const size_t *lens);
 
-/* printf-style convenience (redisCommand format). Same return convention. */
+/* Sends one command like kv_command but does not wait for its reply: the reply is read (and
+ * dropped; an error reply is logged at debug) before the next command on this kv, or when kv is
+ * freed. The command is written to the socket before this returns (Redis runs it without
+ * waiting for this kv's next command, which sees its effect). If the connection is then found
+ * dead, the reply is dropped with it (and the command may have been lost: use this only for
+ * best-effort writes such as cache fills). Returns 0 (written), -EINVAL (empty command) or
+ * -EIO (Redis away). */
+int kv_command_deferred(struct kv *kv, int argc, const char **argv, const size_t *lens);
+
+/* printf-style convenience (redisCommand format). Same return convention as kv_command. */
 redisReply *kv_commandf(struct kv *kv, const char *fmt, ...);
 
 /* True if the last call reached Redis. */
