@@ -272,7 +272,9 @@ int sd_server_start(struct blob_store *store, const struct sd_server_opts *o,
     if (!s)
         return -ENOMEM;
     s->store = store;
-    r = sd_offload_new(o->threads, &s->offload);
+    /* A pull waits on the peer and the disk much of the time: twice the CPUs keeps every
+     * pull repaird sends (4 by default) running at once on a 2-CPU machine. */
+    r = sd_offload_new(2 * o->threads, &s->offload);
     if (r < 0) {
         snprintf(err, errlen, "cannot start the offload threads: %s", strerror(-r));
         free(s);
