@@ -14,6 +14,7 @@
 #   --big BYTES         size of the big upload/download (default 1073741824 = 1 GiB)
 #   --rss-upload BYTES  size of the upload during which RSS growth is measured (default 200 MiB)
 #   --many N            concurrent connections for the RSS-under-connections run (default 1000)
+#   --dispatcher-threads N  the dispatcher's [dispatcher] threads (default 4, as in SPEC)
 #   --keep              keep the temp folder (data, configs, logs) and print its path
 # Builds nothing. Without STF_DB_URL in the environment it runs itself under
 # test/harness/with-services.sh (a throw-away PostgreSQL and Redis). storaged keeps its default
@@ -27,7 +28,7 @@ args=("$@")
 
 build=$top/build-bench
 keys=5000 duration=5 runs=3 files=100 cold=24576
-big=1073741824 rss_upload=209715200 many=1000
+big=1073741824 rss_upload=209715200 many=1000 dthreads=4
 BENCH_THREADS=2 BENCH_CONNS=32 BENCH_KEEP=0
 while [ $# -gt 0 ]; do
     case $1 in
@@ -40,6 +41,7 @@ while [ $# -gt 0 ]; do
     --rss-upload) rss_upload=$2; shift 2 ;;
     --many) many=$2; shift 2 ;;
     --cold) cold=$2; shift 2 ;;
+    --dispatcher-threads) dthreads=$2; shift 2 ;;
     --keep) BENCH_KEEP=1; shift ;;
     -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "dispatcher_bench: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -75,6 +77,7 @@ url = $STF_REDIS_URL
 
 [dispatcher]
 listen = 127.0.0.1:$dport
+threads = $dthreads
 CONF
 export STF_CONFIG=$T/stf.conf
 "$clusterctl" migrate >"$T/clusterctl.log" 2>&1 ||
