@@ -15,10 +15,13 @@
 
 #define GUARD_SQL_MAX (64 * 1024) /* array literals of at most PUT_MAX_CLUSTERS entries */
 
-/* Makes guards due now (a sweep announces them); $1: a bigint[] of job ids. */
+/* Makes guards due soon (a sweep announces them); $1: a bigint[] of job ids. Not at once: a
+ * storaged that had received a whole body may still be finishing that upload (fsync, rename)
+ * after the dispatcher gave up on it, and a guard that ran before the rename would find
+ * nothing and leave the file for good (seen in test `rebalance`: one copy on one storage). */
 #define GUARD_FIRE_SQL                                                                             \
-    "UPDATE jobs SET run_after = now() WHERE id = ANY($1::bigint[]) AND state = 'pending' "        \
-    "RETURNING id"
+    "UPDATE jobs SET run_after = LEAST(run_after, now() + interval '10 seconds') "                 \
+    "WHERE id = ANY($1::bigint[]) AND state = 'pending' RETURNING id"
 
 /* Removes guards that have not started; $1: a bigint[] of job ids. */
 #define GUARD_DROP_SQL                                                                             \
