@@ -23,6 +23,7 @@
 /* A body sent with a request that takes none (GET with a body...) is read and dropped up to
  * this many bytes; beyond, the connection is closed. */
 #define SD_DISCARD_MAX (1024 * 1024)
+#define SD_OFFLOAD_MAX 32 /* offload threads (pulls running at once) */
 
 struct sd_server {
     struct MHD_Daemon *mhd;
@@ -273,8 +274,10 @@ int sd_server_start(struct blob_store *store, const struct sd_server_opts *o,
         return -ENOMEM;
     s->store = store;
     /* A pull waits on the peer and the disk much of the time: twice the CPUs keeps every
-     * pull repaird sends (4 by default) running at once on a 2-CPU machine. */
-    r = sd_offload_new(2 * o->threads, &s->offload);
+     * pull repaird sends (4 by default, at most 16) running at once on a 2-CPU machine; more
+     * than SD_OFFLOAD_MAX would only be idle threads. */
+    r = sd_offload_new(o->threads < SD_OFFLOAD_MAX / 2 ? 2 * o->threads : SD_OFFLOAD_MAX,
+                       &s->offload);
     if (r < 0) {
         snprintf(err, errlen, "cannot start the offload threads: %s", strerror(-r));
         free(s);

@@ -25,7 +25,8 @@ struct sd_server_opts {
 int sd_server_start(struct blob_store *store, const struct sd_server_opts *opts,
                     struct sd_server **ret, char *err, size_t errlen);
 
-/* The offload threads of long blocking request work (offload.h): twice the HTTP threads. */
+/* The offload threads of long blocking request work (offload.h): twice the HTTP threads, at
+ * most 32. */
 struct sd_offload *sd_server_offload(struct sd_server *s);
 
 /* The bound address, "HOST:PORT" with the real port (also when 0 was asked). */
