@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/dispatcher_bench.sh — the dispatcher under load: thrasher keys/s, 4 KiB GET beside nginx
-# serving the same file directly, 1 GiB upload/download, and its RSS during big uploads and
-# with 1,000 concurrent connections. Two clusters of three storaged, real PostgreSQL and Redis.
+# serving the same file directly (and beside nginx reverse-proxying to that nginx: the price of
+# one proxy hop), 1 GiB upload/download, and its RSS during big uploads and with 1,000
+# concurrent connections. Two clusters of three storaged, real PostgreSQL and Redis.
 #
 # Usage: bench/dispatcher_bench.sh [options]
 #   --build DIR         build folder with the binaries (default: build-bench)
@@ -43,7 +44,7 @@ while [ $# -gt 0 ]; do
     --cold) cold=$2; shift 2 ;;
     --dispatcher-threads) dthreads=$2; shift 2 ;;
     --keep) BENCH_KEEP=1; shift ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "dispatcher_bench: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -113,12 +114,15 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "${durl}bench")
 [ "$code" = 201 ] || bench_die "PUT /bench (create bucket) answered $code, expected 201"
 bench_nginx_start
 bench_cpu_pids[nginx]=$nginx_pid
+bench_nginx_proxy_start "$nginx_port"
+bench_cpu_pids[nginx-proxy]="$nginx_proxy_pid $nginx_pid"
 
 echo "# dispatcher benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
 bench_machine
 echo "system: 2 clusters x 3 storaged (fsync on), $("$dispatcher" --version 2>&1 |
     head -1), PostgreSQL and Redis on loopback (with-services.sh: fsync off)"
-echo "server CPU µs/req: nginx = master + workers; dispatcher = dispatcher + the 6 storaged"
+echo "server CPU µs/req: nginx = master + workers; nginx-proxy = the proxying nginx + that nginx;" \
+     "dispatcher = dispatcher + the 6 storaged"
 echo
 
 rss_now() { awk '/^VmRSS:/{print $2}' "/proc/$dpid/status"; }
@@ -149,7 +153,8 @@ metric() { # NAME: the dispatcher's counter NAME (summed over its labels)
 }
 cache_hits() { metric stf_dispatcher_body_cache_hits_total; }
 pg_lookups() { metric stf_dispatcher_meta_cache_misses_total; }
-declare -A prefix=([nginx]=/ [dispatcher]=/bench/) url=([nginx]=$nginx_url [dispatcher]=$durl)
+declare -A prefix=([nginx]=/ [nginx-proxy]=/ [dispatcher]=/bench/) \
+    url=([nginx]=$nginx_url [nginx-proxy]=$nginx_proxy_url [dispatcher]=$durl)
 get_set() { # LABEL NAME COUNT [restart]
     local label=$1 name=$2 count=$3 s r h0 p0 reqs
     python3 "$here/populate.py" "${durl}bench/" "$name" "$count" 4096 16
@@ -160,14 +165,14 @@ get_set() { # LABEL NAME COUNT [restart]
     fi
     # each server's runs (warm-up included) continue through the set where the last one
     # stopped: a new run does not read again what the previous one just read
-    for s in nginx dispatcher; do
+    for s in nginx nginx-proxy dispatcher; do
         bench_wrk warmup "$s" 0 4096 1 "${url[$s]}" -- get "${prefix[$s]}" "$name" "$count" \
             "$T/wrk-$s-$name.state"
     done
     h0=$(cache_hits)
     p0=$(pg_lookups)
     for r in $(seq 1 "$runs"); do
-        for s in $(bench_order "$r" nginx dispatcher); do
+        for s in $(bench_order "$r" nginx nginx-proxy dispatcher); do
             bench_wrk "$label" "$s" "$r" 4096 "$duration" "${url[$s]}" -- \
                 get "${prefix[$s]}" "$name" "$count" "$T/wrk-$s-$name.state"
         done

@@ -208,7 +208,7 @@ static enum redis_result redis_get(struct kv *kv, const char *key, struct buf *v
     if (!rep)
         return REDIS_AWAY;
     if (rep->type == REDIS_REPLY_STRING) {
-        if (strcmp(rep->str, OBJCACHE_TOMBSTONE) == 0)
+        if (rep->str[0] == OBJCACHE_TOMBSTONE[0]) /* a writer's, or a plain one */
             res = REDIS_TOMBSTONE;
         else if (buf_append(val, rep->str, rep->len) == 0)
             res = REDIS_HIT;
@@ -346,6 +346,40 @@ static void invalidate_key(struct meta_cache *mc, const char *key)
     meta_cache_drop_local(mc, key);
     if (objcache_invalidate(tctx_kv(), key) < 0)
         janitor_invalidate(mc->janitor, key);
+}
+
+void meta_cache_mark_object(struct meta_cache *mc, int64_t bucket_id, const char *name,
+                            const char *token)
+{
+    struct buf key;
+
+    buf_init(&key, KEY_MAX);
+    if (objcache_object_key(bucket_id, name, &key) == 0) {
+        meta_cache_drop_local(mc, key.ptr);
+        if (objcache_mark(tctx_kv(), key.ptr, token) < 0)
+            janitor_invalidate(mc->janitor, key.ptr);
+    }
+    buf_release(&key);
+}
+
+void meta_cache_settle_object(struct meta_cache *mc, int64_t bucket_id, const char *name,
+                              const char *token, const struct obj_meta *m)
+{
+    struct buf key, val;
+    int r;
+
+    buf_init(&key, KEY_MAX);
+    buf_init(&val, KEY_MAX + 512);
+    if (objcache_object_key(bucket_id, name, &key) < 0)
+        goto out;
+    /* not stored here: the settle's own PUBLISH comes back and would drop it anyway */
+    meta_cache_drop_local(mc, key.ptr);
+    r = meta_encode(m, &val) == 0 ? objcache_settle(tctx_kv(), key.ptr, token, val.ptr) : -EIO;
+    if (r < 0 && objcache_invalidate(tctx_kv(), key.ptr) < 0)
+        janitor_invalidate(mc->janitor, key.ptr);
+out:
+    buf_release(&key);
+    buf_release(&val);
 }
 
 void meta_cache_invalidate_object(struct meta_cache *mc, int64_t bucket_id, const char *name)

@@ -31,6 +31,15 @@ int meta_cache_object_fresh(struct meta_cache *mc, int64_t bucket_id, const char
 void meta_cache_invalidate_object(struct meta_cache *mc, int64_t bucket_id, const char *name);
 void meta_cache_invalidate_bucket(struct meta_cache *mc, const char *name);
 
+/* A write-through of an object row (objcache.h): mark before the COMMIT that writes it (token
+ * unique to that write, e.g. its internal name), settle after it with the committed row, which
+ * is then stored in Redis unless another change of the name was announced meanwhile (then it
+ * is invalidated like meta_cache_invalidate_object()). */
+void meta_cache_mark_object(struct meta_cache *mc, int64_t bucket_id, const char *name,
+                            const char *token);
+void meta_cache_settle_object(struct meta_cache *mc, int64_t bucket_id, const char *name,
+                              const char *token, const struct obj_meta *m);
+
 /* From the notification thread: another process invalidated key (a Redis key name). */
 void meta_cache_drop_local(struct meta_cache *mc, const char *key);
 /* Drops every in-process entry (after missed notifications or a mode change). */

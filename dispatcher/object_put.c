@@ -321,12 +321,13 @@ static enum MHD_Result put_finish(struct request *req, struct put_req *p)
     c.nguards = p->nguards;
     c.attempt = attempt;
     db = tctx_db();
-    /* also before the commit: a dispatcher killed after it leaves no stale cached row */
-    meta_cache_invalidate_object(req->srv->cache, p->bucket_id, req->object);
+    /* before the commit too: a dispatcher killed after it leaves no stale cached row */
+    meta_cache_mark_object(req->srv->cache, p->bucket_id, req->object, internal);
     r = db ? meta_db_object_commit(db, tctx_kv(), &c, &m) : -EIO;
-    if (r == -EIO && db)
+    if (r == -EIO && db) {
         put_op_committed(p->op); /* the outcome may be unknown: the guard alone decides */
-    else if (r < 0)
+        meta_cache_invalidate_object(req->srv->cache, p->bucket_id, req->object);
+    } else if (r < 0)
         put_op_abort(p->op); /* the copies go */
     if (r < 0) {
         if (r == -ESTALE)
@@ -339,7 +340,8 @@ static enum MHD_Result put_finish(struct request *req, struct put_req *p)
     }
     p->committed = true;
     put_op_committed(p->op);
-    meta_cache_invalidate_object(req->srv->cache, p->bucket_id, req->object);
+    /* the first read after the upload then needs no PostgreSQL */
+    meta_cache_settle_object(req->srv->cache, p->bucket_id, req->object, internal, &m);
     if (failed_spares > 0) {
         snprintf(payload, sizeof(payload), "{\"object_id\": %" PRId64 "}", m.id);
         janitor_job(req->srv->janitor, "repair_object", payload);

@@ -231,8 +231,8 @@ class System:
             q += " WHERE kind = '%s'" % kind
         return self.sql(q + " ORDER BY id")
 
-    def metrics(self):
-        st, _, body = self.req("GET", "/_metrics")
+    def metrics(self, port=None):
+        st, _, body = self.req("GET", "/_metrics", port=port)
         assert st == 200, st
         out = {}
         for line in body.decode().splitlines():

@@ -20,23 +20,33 @@ def test_cache_hot_get_and_cross_dispatcher_invalidation():
         s = de.System(p, clusters=2)
         d2 = s.start_dispatcher()
         s.req("PUT", "/b")
-        assert s.put("/b/hot", b"v1")[0] == 201
-        # a write leaves short tombstones in Redis (no refill from a read that raced with it)
+        # a write leaves a short tombstone in Redis (no refill from a read that raced with it)
         bid = s.sql_one("SELECT id FROM buckets WHERE name = 'b'")
-        de.wait_until(lambda: s.redis("EXISTS", "stf:o:%s:hot" % bid, "stf:b:b") == "0",
-                      what="the tombstones to expire", timeout=5)
-        assert s.req("GET", "/b/hot")[2] == b"v1"
-        assert s.redis("EXISTS", "stf:o:%s:hot" % bid) == "1", "the lookup did not fill Redis"
-        m0 = s.metrics()
+        de.wait_until(lambda: s.redis("EXISTS", "stf:b:b") == "0",
+                      what="the bucket's tombstone to expire", timeout=5)
+        assert s.req("GET", "/b/none")[0] == 404  # the bucket's row is cached from now on
+        misses = "stf_dispatcher_meta_cache_misses_total"
+        m0, n0 = s.metrics(), s.metrics(port=d2.port)
+        # an upload stores its committed row in Redis (write-through): the first reads after
+        # it need no PostgreSQL, through either dispatcher
+        assert s.put("/b/hot", b"v1")[0] == 201
+        row = s.redis("GET", "stf:o:%s:hot" % bid)
+        assert row.startswith("1 "), "the upload did not store its row in Redis: %r" % row
         for _ in range(200):
             assert s.req("GET", "/b/hot")[2] == b"v1"
         m1 = s.metrics()
-        assert m1["stf_dispatcher_meta_cache_misses_total"] == \
-            m0["stf_dispatcher_meta_cache_misses_total"], "a hot GET went to PostgreSQL"
-        # the other dispatcher: its first lookup is served by Redis, not PostgreSQL
+        assert m1[misses] == m0[misses], "a GET after the upload went to PostgreSQL"
+        assert m1["stf_dispatcher_meta_cache_redis_hits_total"] == \
+            m0["stf_dispatcher_meta_cache_redis_hits_total"] + 1, "one read from Redis, then local"
         assert s.req("GET", "/b/hot", port=d2.port)[2] == b"v1"
-        m2 = s.req("GET", "/_metrics", port=d2.port)[2].decode()
-        assert "stf_dispatcher_meta_cache_redis_hits_total 2" in m2, m2  # bucket + object
+        n1 = s.metrics(port=d2.port)
+        assert n1[misses] == n0[misses], "the other dispatcher's first read went to PostgreSQL"
+        assert n1["stf_dispatcher_meta_cache_redis_hits_total"] > \
+            n0["stf_dispatcher_meta_cache_redis_hits_total"], "the other one read Redis"
+        # an overwrite replaces the stored row
+        assert s.put("/b/hot", b"v1b")[0] == 201
+        assert s.redis("GET", "stf:o:%s:hot" % bid) not in (row, ""), "the old row stayed"
+        assert s.req("GET", "/b/hot", port=d2.port)[2] == b"v1b"
         # writes through one are seen at once through it, and through the other as soon as
         # the invalidation message arrives (milliseconds; 1 s at worst, the in-process TTL)
         for i in range(20):
