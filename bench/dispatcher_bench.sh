@@ -135,10 +135,20 @@ verdict() { # NAME GOT LIMIT higher|lower UNIT
     printf 'target %s: %s %s (limit %s %s): %s\n' "$1" "$2" "$5" "$3" "$5" "$ok" >>"$summary"
 }
 
+metric() { # NAME: the dispatcher's counter NAME (summed over its labels)
+    curl -s "${durl}_metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2}
+        END {print s + 0}'
+}
+cache_hits() { metric stf_dispatcher_body_cache_hits_total; }
+pg_lookups() { metric stf_dispatcher_meta_cache_misses_total; }
+
 # --- 1. thrasher ------------------------------------------------------------------------------
 echo "## thrasher: $keys keys, 16 clients, PUT + GET + DELETE of 20 bytes"
+p0=$(pg_lookups)
 "$thrasher" --keys "$keys" --clients 16 --value-size 20 "${durl}bench/" | tee "$T/thrasher.out" ||
     echo "(thrasher reported errors)"
+echo "thrasher: $(python3 -c "print('%.2f' % (($(pg_lookups) - $p0) / max($keys, 1)))")" \
+     "metadata lookups per key went to PostgreSQL" >>"$summary"
 echo
 
 # --- 2. 4 KiB GET: dispatcher vs nginx static -----------------------------------------------
@@ -147,12 +157,6 @@ echo
 # restarted after the upload (an upload leaves the body in the cache, and its metadata only in
 # PostgreSQL), so a dispatcher GET reads PostgreSQL (or, read again within 15 s, Redis) and a
 # storaged.
-metric() { # NAME: the dispatcher's counter NAME (summed over its labels)
-    curl -s "${durl}_metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2}
-        END {print s + 0}'
-}
-cache_hits() { metric stf_dispatcher_body_cache_hits_total; }
-pg_lookups() { metric stf_dispatcher_meta_cache_misses_total; }
 declare -A prefix=([nginx]=/ [nginx-proxy]=/ [dispatcher]=/bench/) \
     url=([nginx]=$nginx_url [nginx-proxy]=$nginx_proxy_url [dispatcher]=$durl)
 get_set() { # LABEL NAME COUNT [restart]
