@@ -5,11 +5,13 @@
 
 #include "buf.h"
 #include "kv.h"
+#include "log.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -93,6 +95,26 @@ int objcache_bucket_key(const char *name, struct buf *out)
     return buf_printf(out, "stf:b:%s", name);
 }
 
+/* Redis answered a script with an error (scripting disabled, or denied by an ACL): the
+ * tombstone is written with two plain commands instead (no write-through then). */
+static int put_tombstone_plain(struct kv *kv, const char *key, const char *tombstone,
+                               const char *ttl)
+{
+    static atomic_bool warned;
+    const char *set[5] = {"SET", key, tombstone, "EX", ttl};
+    redisReply *rep;
+
+    if (!atomic_exchange(&warned, true))
+        log_warn("event=redis_scripts_refused err=\"%s\" hint=\"allow EVAL/EVALSHA for the "
+                 "write-through of uploads; invalidations use SET and PUBLISH meanwhile\"",
+                 kv_error(kv));
+    rep = kv_command(kv, 5, set, NULL);
+    if (!rep)
+        return -EIO;
+    freeReplyObject(rep);
+    return kv_publish(kv, OBJCACHE_CHANNEL, key) < 0 ? -EIO : 0;
+}
+
 /* Writes tombstone (OBJCACHE_TOMBSTONE_S) under key and publishes key. */
 static int put_tombstone(struct kv *kv, const char *key, const char *tombstone)
 {
@@ -103,7 +125,7 @@ static int put_tombstone(struct kv *kv, const char *key, const char *tombstone)
     snprintf(ttl, sizeof(ttl), "%d", OBJCACHE_TOMBSTONE_S);
     rep = run_script(kv, &mark_script, key, 3, args);
     if (!rep)
-        return -EIO;
+        return kv && kv_ok(kv) ? put_tombstone_plain(kv, key, tombstone, ttl) : -EIO;
     freeReplyObject(rep);
     return 0;
 }
@@ -146,6 +168,8 @@ int objcache_settle(struct kv *kv, const char *key, const char *token, const cha
     snprintf(ttl, sizeof(ttl), "%d", OBJCACHE_TTL_S);
     snprintf(tomb_ttl, sizeof(tomb_ttl), "%d", OBJCACHE_TOMBSTONE_S);
     rep = run_script(kv, &settle_script, key, 6, args);
+    if (!rep && kv && kv_ok(kv)) /* scripts refused: a plain tombstone */
+        return put_tombstone_plain(kv, key, OBJCACHE_TOMBSTONE, tomb_ttl);
     if (!rep)
         return -EIO;
     r = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1 ? 1 : 0;

@@ -1,13 +1,16 @@
 /* test/unit/test_objcache.c — the metadata cache's Redis side against a real Redis:
- * invalidation (tombstone + PUBLISH in one script), and the write-through of a committed row
- * (objcache_mark before the COMMIT, objcache_settle after it), which stores the row only when
- * no other change of the key was announced in between, in every interleaving of two writers. */
+ * invalidation (tombstone + PUBLISH in one script, or two commands when scripts are refused),
+ * and the write-through of a committed row (objcache_mark before the COMMIT, objcache_settle
+ * after it), which stores the row only when no other change of the key was announced in
+ * between, in every interleaving of two writers. */
 #include "check.h"
 #include "kv.h"
 #include "objcache.h"
 #include "svc.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define KEY "stf:o:1:photo.jpg"
@@ -131,6 +134,35 @@ static void test_bad_input_and_scripts(struct kv *kv)
     CHECK_STR(get(kv, KEY, v, sizeof(v)), "1 row-F", "stored");
 }
 
+/* A Redis whose ACL denies scripts (some managed offerings): invalidations still land. */
+static void test_scripts_refused(struct kv *kv, const char *url)
+{
+    char v[128], err[256] = "", *noscript_url = NULL;
+    const char *host = strstr(url, "://");
+    struct kv *ns;
+
+    freeReplyObject(kv_commandf(kv, "ACL SETUSER noscript on >pw ~* &* +@all -eval -evalsha"));
+    if (!host || strncmp(url, "redis://", 8) != 0 ||
+        asprintf(&noscript_url, "redis://noscript:pw@%s", host + 3) < 0) {
+        CHECK(0, "STF_REDIS_URL is not a redis:// url: %s", url);
+        return;
+    }
+    ns = kv_open(noscript_url, 1000, err, sizeof(err));
+    free(noscript_url);
+    CHECK(ns != NULL, "open as a user without EVAL: %s", err);
+    if (!ns)
+        return;
+    freeReplyObject(kv_commandf(kv, "SET %s row EX 15", KEY));
+    CHECK(objcache_invalidate(ns, KEY) == 0, "invalidate without scripts: done with SET + PUBLISH");
+    CHECK_STR(get(kv, KEY, v, sizeof(v)), "-", "tombstone");
+    CHECK(objcache_mark(ns, KEY, "H") == 0, "mark without scripts");
+    CHECK_STR(get(kv, KEY, v, sizeof(v)), "-H", "the writer's tombstone");
+    CHECK(objcache_settle(ns, KEY, "H", "1 row-H") == 0, "settle without scripts: not stored");
+    CHECK_STR(get(kv, KEY, v, sizeof(v)), "-", "a plain tombstone instead");
+    kv_free(ns);
+    freeReplyObject(kv_commandf(kv, "ACL DELUSER noscript"));
+}
+
 static void test_redis_down(struct kv *kv)
 {
     CHECK(svc_redis_stop() == 0, "Redis stopped");
@@ -157,6 +189,7 @@ int main(void)
     kv_free(sub);
     test_two_writers(kv);
     test_bad_input_and_scripts(kv);
+    test_scripts_refused(kv, url);
     test_redis_down(kv);
     kv_free(kv);
     return check_done();
