@@ -154,9 +154,9 @@ echo
 # --- 2. 4 KiB GET: dispatcher vs nginx static -----------------------------------------------
 # "hot": $files objects, which the dispatcher's in-process body cache (small objects) holds;
 # "cold": $cold objects, more than that cache holds, read for the first time by a dispatcher
-# restarted after the upload (an upload leaves the body in the cache, and its metadata only in
-# PostgreSQL), so a dispatcher GET reads PostgreSQL (or, read again within 15 s, Redis) and a
-# storaged.
+# restarted after the upload (an upload leaves the body in the cache), so a dispatcher GET reads
+# a storaged and its row from PostgreSQL, or from Redis within 15 s of the object's upload (the
+# write-through) or of an earlier read. nginx-proxy reads nginx's files through a proxy hop.
 declare -A prefix=([nginx]=/ [nginx-proxy]=/ [dispatcher]=/bench/) \
     url=([nginx]=$nginx_url [nginx-proxy]=$nginx_proxy_url [dispatcher]=$durl)
 get_set() { # LABEL NAME COUNT [restart]
