@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,7 +23,15 @@ struct tctx {
     time_t db_retry_at;  /* do not try to connect before this (monotonic seconds) */
     bool kv_used;        /* kv has run at least one command */
     int64_t kv_retry_at; /* while Redis is away: next probe (monotonic ms) */
+    int64_t kv_lost_at;  /* when this thread found Redis away */
+    int64_t kv_given_at; /* when kv was last handed out */
 };
+
+/* When some thread last found its Redis connection working (monotonic ms): a thread that lost
+ * Redis earlier probes again at once rather than waiting for its next probe, so that a write
+ * never skips an invalidation while other threads already read (possibly stale) rows from a
+ * Redis that is back. */
+static _Atomic int64_t kv_seen_ok_at;
 
 static char *tctx_db_url, *tctx_redis_url;
 static pthread_key_t tctx_key;
@@ -113,6 +122,7 @@ struct kv *tctx_kv(void)
 {
     struct tctx *t = tctx_self();
     char err[256];
+    int64_t now;
 
     if (!t)
         return NULL;
@@ -123,16 +133,25 @@ struct kv *tctx_kv(void)
             return NULL;
         }
     }
-    /* While Redis is away, each thread probes it at most once a second; in between the
-     * callers get NULL and take their no-Redis path at once. */
+    /* While Redis is away, each thread probes it at most once a second (or as soon as another
+     * thread found it working again); in between the callers get NULL and take their no-Redis
+     * path at once. */
+    now = mono_ms();
     if (t->kv_used && !kv_ok(t->kv)) {
-        int64_t now = mono_ms();
-
-        if (now < t->kv_retry_at)
+        if (t->kv_lost_at == 0)
+            t->kv_lost_at = now;
+        if (now < t->kv_retry_at && atomic_load(&kv_seen_ok_at) <= t->kv_lost_at)
             return NULL;
         t->kv_retry_at = now + 1000;
+        t->kv_lost_at = now;
+    } else if (t->kv_used) {
+        /* the last command, sent after kv_given_at, worked */
+        t->kv_lost_at = 0;
+        if (atomic_load_explicit(&kv_seen_ok_at, memory_order_relaxed) < t->kv_given_at)
+            atomic_store_explicit(&kv_seen_ok_at, t->kv_given_at, memory_order_relaxed);
     }
     t->kv_used = true;
+    t->kv_given_at = now;
     return t->kv;
 }
 

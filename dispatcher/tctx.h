@@ -15,7 +15,8 @@ void tctx_release(void);
  * when it exits, or by tctx_thread_free(). */
 struct db *tctx_db(void);
 /* The calling thread's Redis handle (it connects lazily). NULL while Redis is away: after a
- * failed command each thread probes Redis again at most once a second. */
+ * failed command each thread probes Redis again at most once a second, or at once when another
+ * thread has found Redis working since (so no write skips an invalidation while others read). */
 struct kv *tctx_kv(void);
 /* Frees the calling thread's handles now. */
 void tctx_thread_free(void);
