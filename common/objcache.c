@@ -12,8 +12,10 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* KEYS[1] key; ARGV: tombstone value, its TTL, channel */
 static const char mark_lua[] = "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
@@ -59,16 +61,46 @@ static void scripts_init(void)
     sha1_hex(&settle_script);
 }
 
+/* After Redis answered a script with an error (scripting disabled, or denied by an ACL),
+ * scripts are not tried again for this long: invalidations use two plain commands meanwhile. */
+#define SCRIPTS_RECHECK_S 60
+static _Atomic int64_t scripts_refused_until; /* monotonic seconds */
+
+static int64_t mono_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return ts.tv_sec;
+}
+
+static void note_scripts_refused(struct kv *kv)
+{
+    static atomic_bool warned;
+
+    atomic_store(&scripts_refused_until, mono_s() + SCRIPTS_RECHECK_S);
+    if (!atomic_exchange(&warned, true))
+        log_warn("event=redis_scripts_refused err=\"%s\" hint=\"allow EVAL/EVALSHA for the "
+                 "write-through of uploads; invalidations use SET and PUBLISH meanwhile\"",
+                 kv_error(kv));
+}
+
 /* Runs s with one key and nargs arguments: EVALSHA, or EVAL when Redis does not have the
- * script yet (which also caches it there). Returns the reply or NULL (Redis away or error). */
+ * script yet (which also caches it there). Returns the reply, or NULL: Redis away, or (with
+ * *refused set) scripts refused now or within the last SCRIPTS_RECHECK_S. */
 static redisReply *run_script(struct kv *kv, struct script *s, const char *key, int nargs,
-                              const char **args)
+                              const char **args, bool *refused)
 {
     const char *argv[12];
     redisReply *rep = NULL;
 
+    *refused = false;
     if (!kv || nargs > 8)
         return NULL;
+    if (mono_s() < atomic_load(&scripts_refused_until)) {
+        *refused = true;
+        return NULL;
+    }
     pthread_once(&sha_once, scripts_init);
     argv[2] = "1";
     argv[3] = key;
@@ -77,12 +109,21 @@ static redisReply *run_script(struct kv *kv, struct script *s, const char *key, 
         argv[0] = "EVALSHA";
         argv[1] = s->sha;
         rep = kv_command(kv, nargs + 4, argv, NULL);
-        if (rep || !kv_ok(kv) || strncmp(kv_error(kv), "NOSCRIPT", 8) != 0)
-            return rep;
+        if (!rep && kv_ok(kv) && strncmp(kv_error(kv), "NOSCRIPT", 8) == 0) {
+            argv[0] = "EVAL";
+            argv[1] = s->text;
+            rep = kv_command(kv, nargs + 4, argv, NULL);
+        }
+    } else {
+        argv[0] = "EVAL";
+        argv[1] = s->text;
+        rep = kv_command(kv, nargs + 4, argv, NULL);
     }
-    argv[0] = "EVAL";
-    argv[1] = s->text;
-    return kv_command(kv, nargs + 4, argv, NULL);
+    if (!rep && kv_ok(kv)) {
+        note_scripts_refused(kv);
+        *refused = true;
+    }
+    return rep;
 }
 
 int objcache_object_key(int64_t bucket_id, const char *name, struct buf *out)
@@ -95,20 +136,13 @@ int objcache_bucket_key(const char *name, struct buf *out)
     return buf_printf(out, "stf:b:%s", name);
 }
 
-/* Redis answered a script with an error (scripting disabled, or denied by an ACL): the
- * tombstone is written with two plain commands instead (no write-through then). */
+/* The same as the mark script, with two plain commands (scripts refused). */
 static int put_tombstone_plain(struct kv *kv, const char *key, const char *tombstone,
                                const char *ttl)
 {
-    static atomic_bool warned;
     const char *set[5] = {"SET", key, tombstone, "EX", ttl};
-    redisReply *rep;
+    redisReply *rep = kv_command(kv, 5, set, NULL);
 
-    if (!atomic_exchange(&warned, true))
-        log_warn("event=redis_scripts_refused err=\"%s\" hint=\"allow EVAL/EVALSHA for the "
-                 "write-through of uploads; invalidations use SET and PUBLISH meanwhile\"",
-                 kv_error(kv));
-    rep = kv_command(kv, 5, set, NULL);
     if (!rep)
         return -EIO;
     freeReplyObject(rep);
@@ -121,11 +155,12 @@ static int put_tombstone(struct kv *kv, const char *key, const char *tombstone)
     char ttl[16];
     const char *args[3] = {tombstone, ttl, OBJCACHE_CHANNEL};
     redisReply *rep;
+    bool refused;
 
     snprintf(ttl, sizeof(ttl), "%d", OBJCACHE_TOMBSTONE_S);
-    rep = run_script(kv, &mark_script, key, 3, args);
+    rep = run_script(kv, &mark_script, key, 3, args, &refused);
     if (!rep)
-        return kv && kv_ok(kv) ? put_tombstone_plain(kv, key, tombstone, ttl) : -EIO;
+        return refused ? put_tombstone_plain(kv, key, tombstone, ttl) : -EIO;
     freeReplyObject(rep);
     return 0;
 }
@@ -161,14 +196,15 @@ int objcache_settle(struct kv *kv, const char *key, const char *token, const cha
     char mine[OBJCACHE_TOKEN_MAX + 2], ttl[16], tomb_ttl[16];
     const char *args[6] = {mine, value, ttl, OBJCACHE_TOMBSTONE, tomb_ttl, OBJCACHE_CHANNEL};
     redisReply *rep;
+    bool refused;
     int r;
 
     if (token_tombstone(token, mine) < 0 || !value || value[0] == OBJCACHE_TOMBSTONE[0])
         return -EINVAL;
     snprintf(ttl, sizeof(ttl), "%d", OBJCACHE_TTL_S);
     snprintf(tomb_ttl, sizeof(tomb_ttl), "%d", OBJCACHE_TOMBSTONE_S);
-    rep = run_script(kv, &settle_script, key, 6, args);
-    if (!rep && kv && kv_ok(kv)) /* scripts refused: a plain tombstone */
+    rep = run_script(kv, &settle_script, key, 6, args, &refused);
+    if (!rep && refused) /* no write-through: a plain tombstone */
         return put_tombstone_plain(kv, key, OBJCACHE_TOMBSTONE, tomb_ttl);
     if (!rep)
         return -EIO;

@@ -30,8 +30,9 @@ int objcache_object_key(int64_t bucket_id, const char *name, struct buf *out);
 int objcache_bucket_key(const char *name, struct buf *out);
 
 /* Replaces key by a tombstone (readers then go to PostgreSQL and refill only with SET NX
- * after it expires) and publishes the key on OBJCACHE_CHANNEL, in one round trip. Returns 0,
- * or -EIO when Redis could not be reached: the caller must retry later. */
+ * after it expires) and publishes the key on OBJCACHE_CHANNEL, in one round trip (a script;
+ * SET and PUBLISH when Redis refuses scripts). Returns 0, or -EIO when Redis could not be
+ * reached: the caller must retry later. */
 int objcache_invalidate(struct kv *kv, const char *key);
 
 /* Before a COMMIT that will store value under key: like objcache_invalidate(), with the
@@ -40,9 +41,9 @@ int objcache_invalidate(struct kv *kv, const char *key);
 int objcache_mark(struct kv *kv, const char *key, const char *token);
 
 /* After that COMMIT: stores value (OBJCACHE_TTL_S) if key still holds the tombstone of token,
- * else leaves a plain tombstone; publishes key either way; one round trip. Returns 1 (stored),
- * 0 (tombstone), -EINVAL or -EIO (the caller must then invalidate later, as for
- * objcache_invalidate()). */
+ * else (or when Redis refuses scripts) leaves a plain tombstone; publishes key either way; one
+ * round trip. Returns 1 (stored), 0 (tombstone), -EINVAL or -EIO (the caller must then
+ * invalidate later, as for objcache_invalidate()). */
 int objcache_settle(struct kv *kv, const char *key, const char *token, const char *value);
 
 #endif

@@ -31,9 +31,10 @@ int put_guard_insert(struct db *db, size_t n, const int64_t *cluster_ids,
                      int64_t *ret_ids);
 
 /* Inside the commit transaction of attempt cur: removes the guards of attempt cur and of the
- * attempts never tried (cur+1 ..), makes those of the failed attempts (.. cur-1) due within 10 s
- * (their copies are being removed; the grace lets a storaged finish an upload in progress). Returns 0, -ESTALE when the guard of attempt cur is no longer
- * pending (it may be deleting the copies: the commit must not happen), or -EIO. */
+ * attempts never tried (cur+1 ..), makes those of the failed attempts (.. cur-1) due within
+ * 10 s (their copies are being removed; the grace lets a storaged finish an upload in
+ * progress). Returns 0, -ESTALE when the guard of attempt cur is no longer pending (it may be
+ * deleting the copies: the commit must not happen), or -EIO. */
 int put_guard_settle(struct db *db, const int64_t *ids, size_t n, size_t cur);
 
 /* A PUT ended without a commit: its guards are due within 10 s (best effort; else at their

@@ -134,12 +134,38 @@ static void test_bad_input_and_scripts(struct kv *kv)
     CHECK_STR(get(kv, KEY, v, sizeof(v)), "1 row-F", "stored");
 }
 
+/* EVALSHA and EVAL calls Redis has seen, refused ones included (INFO commandstats lines
+ * "cmdstat_evalsha:calls=N,...,rejected_calls=M,..."). */
+static long script_calls(struct kv *kv)
+{
+    static const char *const names[2] = {"\ncmdstat_evalsha:", "\ncmdstat_eval:"};
+    redisReply *rep = kv_commandf(kv, "INFO commandstats");
+    long total = 0;
+
+    for (int i = 0; i < 2 && rep && rep->str; i++) {
+        const char *line = strstr(rep->str, names[i]), *rej;
+        long calls = 0, rejected = 0;
+
+        if (!line)
+            continue;
+        line += strlen(names[i]);
+        rej = strstr(line, "rejected_calls=");
+        if (sscanf(line, "calls=%ld", &calls) == 1)
+            total += calls;
+        if (rej && rej < strchr(line, '\n') && sscanf(rej, "rejected_calls=%ld", &rejected) == 1)
+            total += rejected;
+    }
+    freeReplyObject(rep);
+    return total;
+}
+
 /* A Redis whose ACL denies scripts (some managed offerings): invalidations still land. */
 static void test_scripts_refused(struct kv *kv, const char *url)
 {
     char v[128], err[256] = "", *noscript_url = NULL;
     const char *host = strstr(url, "://");
     struct kv *ns;
+    long calls;
 
     freeReplyObject(kv_commandf(kv, "ACL SETUSER noscript on >pw ~* &* +@all -eval -evalsha"));
     if (!host || strncmp(url, "redis://", 8) != 0 ||
@@ -159,6 +185,11 @@ static void test_scripts_refused(struct kv *kv, const char *url)
     CHECK_STR(get(kv, KEY, v, sizeof(v)), "-H", "the writer's tombstone");
     CHECK(objcache_settle(ns, KEY, "H", "1 row-H") == 0, "settle without scripts: not stored");
     CHECK_STR(get(kv, KEY, v, sizeof(v)), "-", "a plain tombstone instead");
+    calls = script_calls(kv);
+    for (int i = 0; i < 5; i++)
+        objcache_invalidate(ns, KEY);
+    CHECK(calls > 0 && script_calls(kv) == calls,
+          "after a refusal, scripts are not tried again for a while (%ld script calls)", calls);
     kv_free(ns);
     freeReplyObject(kv_commandf(kv, "ACL DELUSER noscript"));
 }
